@@ -1,0 +1,48 @@
+# Two commands for a fresh clone: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export VISGATE_DB_PATH ?= .visgate/visgate.db
+
+.PHONY: install run test lint format bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned to the CPU build: the worker extra would otherwise pull CUDA wheels.
+	$(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q --index-url https://download.pytorch.org/whl/cpu "torch>=2.4,<3"
+	$(BIN)/pip install -q -e '.[dev,worker]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start the control plane on the embedded store with the local provider (no cloud account).
+run: $(STAMP)
+	@mkdir -p .visgate
+	@test -s .visgate/dev-key.json || PROVIDER=local $(BIN)/visgate keys create --name dev --json > .visgate/dev-key.json
+	@echo "API key (also in .visgate/dev-key.json): $$($(BIN)/python -c 'import json;print(json.load(open(".visgate/dev-key.json"))["api_key"])')"
+	@echo "Try: export VISGATE_URL=http://127.0.0.1:8080 VISGATE_API_KEY=<key above>; $(BIN)/visgate deploy lumen/3d-pipeline --wait"
+	PROVIDER=local WEBHOOK_ALLOW_PRIVATE_URLS=true HF_HUB_OFFLINE=1 $(BIN)/visgate serve --host 127.0.0.1 --port 8080
+
+## Lint, then the whole test suite (unit, integration with the Firestore emulator, e2e).
+test: $(STAMP)
+	$(BIN)/ruff check src tests inference bench scripts
+	$(BIN)/ruff format --check src tests inference bench scripts
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests inference bench scripts
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests inference bench scripts
+	$(BIN)/ruff format src tests inference bench scripts
+
+bench: $(STAMP)
+	$(BIN)/python bench/api_latency.py
+
+clean:
+	rm -rf $(VENV) .visgate .pytest_cache .ruff_cache

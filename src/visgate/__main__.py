@@ -1,0 +1,3 @@
+from visgate.cli import app
+
+app()

@@ -1,0 +1,170 @@
+"""`/v1/deployments`: create (202 at once), read, list, delete. The reconciler does the rest."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from visgate.api.deps import CurrentKey, ServicesDep
+from visgate.api.idempotency import IdempotentCall
+from visgate.api.schemas import (
+    ERROR_RESPONSES,
+    CreateDeployment,
+    DeploymentAccepted,
+    DeploymentList,
+    DeploymentView,
+)
+from visgate.domain.deployment import Deployment, iso, new_deployment_id
+from visgate.domain.status import Status
+from visgate.logging import get_logger
+from visgate.services import Services
+from visgate.store.repository import fingerprint
+
+log = get_logger(__name__)
+router = APIRouter(prefix="/v1/deployments", tags=["deployments"], responses=ERROR_RESPONSES)
+
+SECRET_FIELDS = {"user_runpod_key": "runpod_api_key", "hf_token": "hf_token"}
+
+
+async def _check_request(body: CreateDeployment, services: Services) -> str | None:
+    """Validate what pydantic cannot: the GPU tier name and the webhook target's address."""
+    from visgate.registry.gpus import resolve_tier
+    from visgate.webhooks.urls import check_webhook_url
+
+    tier = resolve_tier(body.gpu_tier) if body.gpu_tier else None
+    if body.user_webhook_url:
+        await check_webhook_url(
+            body.user_webhook_url, allow_private=services.settings.webhook_allow_private_urls
+        )
+    return tier
+
+
+async def _create(body: CreateDeployment, key: CurrentKey, services: Services) -> Deployment:
+    tier = await _check_request(body, services)
+    now = time.time()
+    deployment_id = new_deployment_id()
+    refs: dict[str, str] = {}
+    try:
+        for field, name in SECRET_FIELDS.items():
+            value = getattr(body, field)
+            if value is not None:
+                refs[name] = await services.secrets.put(
+                    deployment_id, name, value.get_secret_value()
+                )
+        dep = Deployment.new(
+            id=deployment_id,
+            tenant=key.tenant,
+            key_id=key.id,
+            model_id=body.hf_model_id,
+            now=now,
+            gpu_tier=tier,
+            user_webhook_url=body.user_webhook_url,
+            secret_refs=refs,
+        )
+        dep = await services.store.create(dep)
+    except BaseException:
+        if refs:
+            await services.secrets.delete_for(deployment_id)
+        raise
+    services.poke()
+    log.info("deployment_created", deployment_id=dep.id, model_id=dep.model_id)
+    return dep
+
+
+def _estimated_ready_seconds(model_id: str) -> int:
+    from visgate.registry.models import estimated_ready_seconds
+
+    return estimated_ready_seconds(model_id)
+
+
+def _accepted(dep: Deployment) -> dict[str, object]:
+    return DeploymentAccepted(
+        deployment_id=dep.id,
+        status=dep.status.value,
+        model_id=dep.model_id,
+        estimated_ready_seconds=_estimated_ready_seconds(dep.model_id),
+        webhook_url=dep.user_webhook_url,
+        created_at=iso(dep.created_at) or "",
+    ).model_dump()
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=DeploymentAccepted,
+    responses={409: ERROR_RESPONSES[422] | {"description": "Idempotency key in flight"}},
+)
+async def create_deployment(
+    body: CreateDeployment,
+    key: CurrentKey,
+    services: ServicesDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=255, min_length=1)
+    ] = None,
+) -> dict[str, object]:
+    """Record the deployment and answer at once; progress comes by GET, SSE or webhook."""
+    if idempotency_key is None:
+        return _accepted(await _create(body, key, services))
+    call = IdempotentCall(services.store, key.tenant, idempotency_key, _fingerprint(body))
+    replay = await call.begin()
+    if replay is not None:
+        response.headers["Idempotent-Replayed"] = "true"
+        return replay
+    try:
+        answer = _accepted(await _create(body, key, services))
+    except BaseException:
+        await call.abandon()
+        raise
+    await call.complete(202, answer)
+    return answer
+
+
+def _fingerprint(body: CreateDeployment) -> str:
+    """Same key + same body replays; secrets count as body but only through a hash."""
+    plain = body.model_dump(mode="json", exclude=set(SECRET_FIELDS))
+    for field in SECRET_FIELDS:
+        value = getattr(body, field)
+        plain[field] = fingerprint({"v": value.get_secret_value()}) if value else None
+    return fingerprint(plain)
+
+
+@router.get("", response_model=DeploymentList)
+async def list_deployments(
+    key: CurrentKey,
+    services: ServicesDep,
+    status: Annotated[Status | None, Query(description="Only deployments in this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> dict[str, object]:
+    """The caller's deployments, newest first; pass `next_cursor` back as `cursor`."""
+    page = await services.store.list(tenant=key.tenant, status=status, limit=limit, cursor=cursor)
+    return {"items": [d.public() for d in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/{deployment_id}", response_model=DeploymentView)
+async def get_deployment(
+    deployment_id: str, key: CurrentKey, services: ServicesDep
+) -> dict[str, object]:
+    return (await services.store.get(deployment_id, tenant=key.tenant)).public()
+
+
+@router.delete("/{deployment_id}", status_code=204, response_class=Response)
+async def delete_deployment(
+    deployment_id: str, key: CurrentKey, services: ServicesDep, request: Request
+) -> Response:
+    """Start teardown; repeatable. The record reads `deleting`, then `deleted`."""
+    now = time.time()
+
+    def begin_delete(dep: Deployment) -> bool:
+        if dep.status in (Status.deleting, Status.deleted):
+            return False
+        dep.move_to(Status.deleting, now, "delete requested")
+        dep.due_at = now
+        return True
+
+    await services.store.mutate(deployment_id, begin_delete, tenant=key.tenant)
+    services.poke()
+    return Response(status_code=204)

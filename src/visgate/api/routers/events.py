@@ -1,0 +1,74 @@
+"""`GET /v1/deployments/{id}/events`: Server-Sent Events, one per status change.
+
+Each event's id is the status change's sequence number, so a client that reconnects with
+`Last-Event-ID` gets only what it missed. The stream reads the store (not process memory),
+so it works whichever instance the client reaches, and closes at a settled status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from sse_starlette.sse import EventSourceResponse
+
+from visgate.api.deps import CurrentKey, ServicesDep
+from visgate.api.schemas import ERROR_RESPONSES
+from visgate.domain.deployment import Deployment, iso
+from visgate.domain.errors import DeploymentNotFoundError, TransientError
+from visgate.domain.status import SETTLED
+
+router = APIRouter(prefix="/v1/deployments", tags=["deployments"], responses=ERROR_RESPONSES)
+
+POLL_SECONDS = 0.25
+HEARTBEAT_SECONDS = 15
+
+
+def _event(dep: Deployment, seq: int, status: str, at: float) -> dict[str, Any]:
+    data = {**dep.public(), "event_status": status, "event_at": iso(at)}
+    data.pop("logs", None)
+    data["last_log"] = dep.logs[-1].public() if dep.logs else None
+    return {"id": str(seq), "event": "status", "data": json.dumps(data)}
+
+
+@router.get(
+    "/{deployment_id}/events",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}},
+)
+async def deployment_events(
+    deployment_id: str,
+    key: CurrentKey,
+    services: ServicesDep,
+    request: Request,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+) -> EventSourceResponse:
+    dep = await services.store.get(deployment_id, tenant=key.tenant)  # 404 before streaming
+    try:
+        sent = int(last_event_id) if last_event_id else 0
+    except ValueError:
+        sent = 0
+
+    async def stream() -> AsyncIterator[dict[str, Any]]:
+        nonlocal dep, sent
+        while True:
+            for change in dep.history:
+                if change.seq > sent:
+                    sent = change.seq
+                    yield _event(dep, change.seq, change.status.value, change.at)
+            if dep.status in SETTLED and sent >= dep.history[-1].seq:
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                dep = await services.store.get(deployment_id, tenant=key.tenant)
+            except DeploymentNotFoundError:
+                return
+            except TransientError:
+                continue
+
+    return EventSourceResponse(stream(), ping=HEARTBEAT_SECONDS)

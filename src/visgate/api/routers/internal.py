@@ -1,0 +1,49 @@
+"""`POST /internal/deployment-ready/{id}`: the worker image reports progress, ready or failed.
+
+Authenticated by the per-deployment token the worker got as `VISGATE_CALLBACK_TOKEN`
+(an HMAC of the id): a token for one deployment is worthless for another.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from visgate.api.deps import ServicesDep
+from visgate.api.schemas import ERROR_RESPONSES, WorkerCallback
+from visgate.domain.errors import UnauthorizedError
+from visgate.orchestrator.callbacks import apply_worker_callback
+from visgate.orchestrator.events import queue_pending_events
+
+router = APIRouter(prefix="/internal", tags=["internal"], responses=ERROR_RESPONSES)
+
+
+@router.post("/deployment-ready/{deployment_id}")
+async def worker_callback(
+    deployment_id: str, body: WorkerCallback, request: Request, services: ServicesDep
+) -> dict[str, Any]:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not services.check_callback_token(
+        deployment_id, token.strip()
+    ):
+        raise UnauthorizedError("invalid callback token for this deployment")
+    now = time.time()
+    outcome: dict[str, Any] = {}
+
+    def apply(dep: Any) -> bool:
+        outcome["changed"] = apply_worker_callback(dep, body, now)
+        return outcome["changed"]
+
+    dep = await services.store.mutate(deployment_id, apply)
+    if outcome.get("changed") and dep.pending_events:
+        # Queue the webhook now rather than at the reconciler's next pass: ready → webhook
+        # latency is what users feel. The reconciler re-queues idempotently after a crash.
+        await queue_pending_events(services, dep)
+    services.poke()
+    return {
+        "deployment_id": dep.id,
+        "status": dep.status.value,
+        "accepted": bool(outcome.get("changed")),
+    }

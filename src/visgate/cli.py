@@ -1,0 +1,208 @@
+"""The `visgate` command: operator commands (serve, worker, keys, sweep, template, gpus)
+and client commands (deploy, list, status, delete, logs, jobs) in cli_client.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from visgate.domain.deployment import iso
+from visgate.domain.errors import VisgateError
+from visgate.settings import SettingsError, load_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="visgate",
+    help="Visgate Deploy: Hugging Face models to Runpod serverless GPU endpoints.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Issue, list and revoke API keys (operator).", no_args_is_help=True)
+template_app = typer.Typer(
+    help="The operator's shared Runpod worker template.", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+app.add_typer(template_app, name="template")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(type_: str, message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]{type_}[/]: {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def run_async(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine; turn our errors into one line and an exit code, never a traceback."""
+    try:
+        return asyncio.run(fn())  # type: ignore[arg-type]
+    except SettingsError as exc:
+        fail("SettingsError", str(exc), 2)
+    except VisgateError as exc:
+        fail(exc.type, exc.message)
+    raise AssertionError("unreachable")
+
+
+async def with_services(fn: Callable[[Any], Awaitable[T]]) -> T:
+    from visgate.services import build_services
+
+    services = build_services(load_settings(), provider=False, hub=False)
+    try:
+        return await fn(services)
+    finally:
+        await services.aclose()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", envvar="PORT")] = 8080,
+) -> None:
+    """Run the control plane with its in-process reconciler."""
+    import uvicorn
+
+    try:
+        load_settings()
+    except SettingsError as exc:
+        fail("SettingsError", str(exc), 2)
+    uvicorn.run(
+        "visgate.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run the reconciler only (no HTTP): for extra capacity beside `serve`."""
+    from visgate.logging import configure_logging
+    from visgate.orchestrator.runner import BackgroundRunner
+    from visgate.services import build_services
+
+    async def main() -> None:
+        settings = load_settings()
+        configure_logging(settings.log_level)
+        services = build_services(settings)
+        runner = BackgroundRunner(services)
+        await runner.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await runner.stop()
+        await services.aclose()
+
+    run_async(main)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A unique name for the key.")],
+    tenant: Annotated[
+        str | None, typer.Option(help="Tenant whose records the key sees (default: the name).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Issue an API key and its webhook signing secret. Both are shown once."""
+    from visgate.keys import issue_key
+
+    issued = run_async(lambda: with_services(lambda s: issue_key(s, name, tenant)))
+    if as_json:
+        print(
+            json.dumps(
+                {"api_key": issued.api_key, "webhook_secret": issued.webhook_secret, "name": name}
+            )
+        )
+        return
+    console.print(
+        f"API key for [bold]{name}[/] (tenant {issued.tenant}); shown once, store it now:"
+    )
+    console.print(f"  api_key        {issued.api_key}", highlight=False)
+    console.print(f"  webhook_secret {issued.webhook_secret}", highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List keys (names and tenants; never the keys)."""
+    keys = run_async(lambda: with_services(lambda s: s.store.api_keys()))
+    rows = [
+        {
+            "name": k.name,
+            "tenant": k.tenant,
+            "created_at": iso(k.created_at),
+            "revoked_at": iso(k.revoked_at),
+        }
+        for k in sorted(keys, key=lambda k: k.created_at)
+    ]
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table("name", "tenant", "created", "revoked")
+    for row in rows:
+        table.add_row(row["name"], row["tenant"], row["created_at"], row["revoked_at"] or "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke a key: its requests answer 401 within seconds."""
+    from visgate.keys import revoke_key
+
+    key = run_async(lambda: with_services(lambda s: revoke_key(s, name)))
+    if key is None:
+        fail("NotFoundError", f"no API key named {name!r}")
+    console.print(f"revoked {name}")
+
+
+@app.command("sweep")
+def sweep_command(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
+) -> None:
+    """Delete provider endpoints named visgate-* whose deployment is gone or failed."""
+    from visgate.orchestrator.sweeper import sweep
+    from visgate.services import build_services
+
+    async def main() -> list[Any]:
+        settings = load_settings()
+        services = build_services(settings, hub=False)
+        try:
+            key = settings.runpod_api_key.get_secret_value() if settings.runpod_api_key else ""
+            if services.provider is None:
+                fail("RunpodAPIError", "no provider configured")
+            return await sweep(services.store, services.provider, api_key=key, dry_run=dry_run)
+        finally:
+            await services.aclose()
+
+    orphans = run_async(main)
+    verb = "would delete" if dry_run else "deleted"
+    for orphan in orphans:
+        console.print(f"{verb} {orphan.name} ({orphan.endpoint_id}): {orphan.reason}")
+    console.print(f"{len(orphans)} orphan endpoint(s)")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+def _register_client_commands() -> None:
+    from visgate.cli_client import register
+
+    register(app)
+
+
+_register_client_commands()

@@ -1,0 +1,181 @@
+"""The deployment record: what the store keeps and the API shows.
+
+Secrets never live here: `secret_refs` holds opaque references into the SecretStore.
+Times are epoch seconds (floats) inside, ISO 8601 on the wire.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from visgate.domain.errors import VisgateError
+from visgate.domain.status import HOLDS_RESOURCES, Status, check_transition
+
+MAX_LOGS = 200
+
+
+def new_deployment_id() -> str:
+    return "dep_" + secrets.token_hex(8)
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+class LogEntry(BaseModel):
+    at: float
+    message: str
+    level: str = "info"
+    status: Status | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "at": iso(self.at),
+            "level": self.level,
+            "status": self.status,
+            "message": self.message,
+        }
+
+
+class StatusEvent(BaseModel):
+    """One status change; `seq` is the SSE event id, so a client can resume."""
+
+    seq: int
+    status: Status
+    at: float
+
+
+class ErrorInfo(BaseModel):
+    type: str
+    message: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> ErrorInfo:
+        if isinstance(exc, VisgateError):
+            return cls(type=exc.type, message=exc.message)
+        return cls(type="InternalError", message=f"{type(exc).__name__}: {exc}"[:500])
+
+
+class Deployment(BaseModel):
+    model_config = ConfigDict(validate_assignment=False)
+
+    id: str = Field(default_factory=new_deployment_id)
+    tenant: str
+    key_id: str | None = None  # hash of the API key that created it: whose webhook secret signs
+    model_id: str
+    status: Status = Status.validating
+    created_at: float
+    updated_at: float
+    status_since: float
+    ready_at: float | None = None
+    deadline_at: float | None = None  # ready timeout, set when the endpoint exists
+
+    gpu_tier: str | None = None
+    vram_gb: float | None = None
+    gpu_pools: list[str] = Field(default_factory=list)
+    gpu: str | None = None  # what the worker reported, else the pool list
+    endpoint_id: str | None = None
+    template_id: str | None = None
+    endpoint_url: str | None = None
+    worker: dict[str, Any] | None = None
+
+    user_webhook_url: str | None = None
+    secret_refs: dict[str, str] = Field(default_factory=dict)
+    error: ErrorInfo | None = None
+    logs: list[LogEntry] = Field(default_factory=list)
+    history: list[StatusEvent] = Field(default_factory=list)
+
+    pending_events: list[str] = Field(default_factory=list)  # webhook events not yet queued
+    needs_teardown: bool = False  # cloud resources may exist and must be removed
+    attempts: int = 0  # consecutive transient failures of the current step
+    stall_checks: int = 0  # consecutive loading checks that saw only throttled workers
+    due_at: float | None = None
+    lease_owner: str | None = None
+    lease_token: str | None = None
+    lease_expires_at: float | None = None
+    version: int = 0
+
+    # The status this object had when it was read: the store checks the move against it.
+    _loaded_status: Status | None = PrivateAttr(default=None)
+
+    @classmethod
+    def new(cls, *, tenant: str, model_id: str, now: float, **fields: Any) -> Deployment:
+        dep = cls(
+            tenant=tenant,
+            model_id=model_id,
+            created_at=now,
+            updated_at=now,
+            status_since=now,
+            due_at=now,
+            **fields,
+        )
+        dep.history.append(StatusEvent(seq=1, status=dep.status, at=now))
+        dep.log(now, f"deployment of {model_id} accepted")
+        return dep
+
+    @property
+    def loaded_status(self) -> Status | None:
+        return self._loaded_status
+
+    def mark_loaded(self) -> Deployment:
+        self._loaded_status = self.status
+        return self
+
+    def log(self, now: float, message: str, level: str = "info") -> None:
+        self.logs.append(LogEntry(at=now, message=message, level=level, status=self.status))
+        if len(self.logs) > MAX_LOGS:
+            del self.logs[: len(self.logs) - MAX_LOGS]
+        self.updated_at = now
+
+    def move_to(self, status: Status, now: float, message: str | None = None) -> None:
+        check_transition(self.status, status)
+        if status != self.status:
+            self.status = status
+            self.status_since = now
+            self.attempts = 0
+            self.stall_checks = 0
+            seq = self.history[-1].seq + 1 if self.history else 1
+            self.history.append(StatusEvent(seq=seq, status=status, at=now))
+            if status is Status.ready:
+                self.ready_at = now
+        self.log(now, message or f"status {status.value}")
+
+    def fail(self, now: float, error: ErrorInfo) -> None:
+        """End in `failed`: the reconciler tears down what was made and the user is told."""
+        self.error = error
+        self.needs_teardown = self.needs_teardown or self.status in HOLDS_RESOURCES
+        self.move_to(Status.failed, now, f"failed: {error.type}: {error.message}")
+        self.pending_events.append("deployment.failed")
+        self.due_at = now
+
+    def public(self) -> dict[str, Any]:
+        """The GET shape (DESIGN.md §2). Never includes secret refs, leases or tenant."""
+        return {
+            "deployment_id": self.id,
+            "status": self.status.value,
+            "model_id": self.model_id,
+            "gpu": self.gpu or (",".join(self.gpu_pools) if self.gpu_pools else None),
+            "gpu_tier": self.gpu_tier,
+            "vram_gb": self.vram_gb,
+            "endpoint_id": self.endpoint_id,
+            "endpoint_url": self.endpoint_url,
+            "webhook_url": self.user_webhook_url,
+            "logs": [entry.public() for entry in self.logs],
+            "error": self.error.model_dump() if self.error else None,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "ready_at": iso(self.ready_at),
+        }
+
+    def to_doc(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Deployment:
+        return cls.model_validate(doc).mark_loaded()

@@ -1,0 +1,3 @@
+"""Hugging Face validation and VRAM estimate: is this model servable, by whom, and on how
+much GPU memory. Imports domain/ and registry/ only.
+"""

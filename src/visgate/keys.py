@@ -1,0 +1,54 @@
+"""API key lifecycle (used by `visgate keys ...`): issue, list, revoke.
+
+A key is shown once; the store keeps its SHA-256 only. Its webhook signing secret is kept
+in the secret store, since signing needs the secret itself.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from visgate.domain.records import ApiKey, hash_api_key, new_api_key
+from visgate.services import Services
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    name: str
+    tenant: str
+    api_key: str
+    webhook_secret: str
+
+
+def _secret_owner(key_id: str) -> str:
+    return f"key_{key_id[:16]}"
+
+
+async def issue_key(services: Services, name: str, tenant: str | None = None) -> IssuedKey:
+    from visgate.webhooks.signing import generate_secret
+
+    api_key = new_api_key()
+    key_id = hash_api_key(api_key)
+    webhook_secret = generate_secret()
+    ref = await services.secrets.put(_secret_owner(key_id), "webhook_secret", webhook_secret)
+    try:
+        await services.store.add_api_key(
+            ApiKey(
+                id=key_id,
+                name=name,
+                tenant=tenant or name,
+                created_at=time.time(),
+                webhook_secret_ref=ref,
+            )
+        )
+    except BaseException:
+        await services.secrets.delete_for(_secret_owner(key_id))
+        raise
+    return IssuedKey(
+        name=name, tenant=tenant or name, api_key=api_key, webhook_secret=webhook_secret
+    )
+
+
+async def revoke_key(services: Services, name: str) -> ApiKey | None:
+    return await services.store.revoke_api_key(name)

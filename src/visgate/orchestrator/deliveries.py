@@ -1,0 +1,170 @@
+"""User-webhook delivery: a leased loop over delivery records, like the reconciler's.
+
+Each attempt is signed afresh (new timestamp, same webhook-id), logged on the delivery and
+on the deployment, and the next one is scheduled from `WEBHOOK_RETRY_SCHEDULE`. When the
+schedule runs out on a `deployment.ready` event the deployment becomes `webhook_failed`;
+its endpoint stays up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import httpx
+
+from visgate.domain.deployment import Deployment
+from visgate.domain.errors import (
+    DeploymentNotFoundError,
+    LeaseLostError,
+    StaleWriteError,
+    TransientError,
+)
+from visgate.domain.records import DeliveryAttemptLog, WebhookDelivery
+from visgate.domain.status import Status
+from visgate.logging import get_logger
+from visgate.services import Services
+
+log = get_logger(__name__)
+
+
+class DeliveryWorker:
+    def __init__(self, services: Services, *, owner: str, concurrency: int = 32) -> None:
+        self.services = services
+        self.owner = owner
+        self.concurrency = concurrency
+        self.lease_seconds = 60.0
+        self._client = httpx.AsyncClient(follow_redirects=False)
+        self._secrets: dict[str, str] = {}
+        self._running: set[asyncio.Task[None]] = set()
+        self.wake = services.extras.setdefault("deliveries_wake", asyncio.Event())
+
+    async def run_once(self) -> int:
+        free = self.concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        claimed = await self.services.store.claim_due_deliveries(
+            self.owner, free, self.lease_seconds
+        )
+        for delivery in claimed:
+            task = asyncio.create_task(self.attempt(delivery))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        return len(claimed)
+
+    async def drain(self) -> None:
+        while self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        idle_wait = 0.05
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                claimed = await self.run_once()
+            except TransientError as exc:
+                log.warning("delivery_claim_failed", error=exc.message)
+                claimed = 0
+            if claimed:
+                idle_wait = 0.05
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=idle_wait)
+            idle_wait = min(self.services.settings.poll_interval_seconds, idle_wait * 2)
+        await self.drain()
+
+    async def _signing_secret(self, key_id: str | None) -> str | None:
+        if key_id is None:
+            return None
+        if key_id not in self._secrets:
+            key = await self.services.store.api_key_by_hash(key_id)
+            if key is None or key.webhook_secret_ref is None:
+                return None
+            self._secrets[key_id] = await self.services.secrets.get(key.webhook_secret_ref)
+        return self._secrets[key_id]
+
+    async def attempt(self, delivery: WebhookDelivery) -> None:
+        from visgate.webhooks.schedule import next_delay
+        from visgate.webhooks.sender import deliver_once
+
+        settings = self.services.settings
+        secret = await self._signing_secret(delivery.key_id)
+        if secret is None:
+            delivery.state, delivery.due_at = "failed", None
+            outcome = "no signing secret for the API key that created it (key deleted?)"
+            await self._finish(delivery, outcome, exhausted=True)
+            return
+        result = await deliver_once(
+            self._client,
+            url=delivery.url,
+            secret=secret,
+            msg_id=delivery.id,
+            body=delivery.body.encode(),
+            allow_private=settings.webhook_allow_private_urls,
+        )
+        now = time.time()
+        delivery.attempts.append(
+            DeliveryAttemptLog(
+                at=now,
+                status_code=result.status_code,
+                ok=result.ok,
+                duration_ms=result.duration_ms,
+                error=result.error,
+                response_excerpt=result.response_excerpt,
+            )
+        )
+        n = len(delivery.attempts)
+        if result.ok:
+            delivery.state, delivery.due_at = "delivered", None
+            await self._finish(delivery, f"webhook {delivery.event_type} delivered (try {n})")
+            return
+        delay = (
+            None
+            if result.disable
+            else next_delay(settings.webhook_retry_schedule, n, result.retry_after_s)
+        )
+        why = result.error or f"HTTP {result.status_code}"
+        if delay is None:
+            delivery.state, delivery.due_at = "failed", None
+            await self._finish(
+                delivery,
+                f"webhook {delivery.event_type} failed after {n} tries: {why}",
+                exhausted=True,
+            )
+        else:
+            delivery.due_at = now + delay
+            await self._finish(
+                delivery,
+                f"webhook {delivery.event_type} try {n} failed ({why}); next in {delay:.0f} s",
+            )
+
+    async def _finish(
+        self, delivery: WebhookDelivery, message: str, *, exhausted: bool = False
+    ) -> None:
+        token = delivery.lease_token
+        delivery.lease_owner = delivery.lease_token = delivery.lease_expires_at = None
+        try:
+            await self.services.store.save_delivery(delivery, lease_token=token)
+        except (LeaseLostError, StaleWriteError):
+            log.info("delivery_lease_lost", delivery_id=delivery.id)
+            return
+        level = "warning" if exhausted else "info"
+        now = time.time()
+
+        def note(dep: Deployment) -> None:
+            dep.log(now, message, level=level)
+            if (
+                exhausted
+                and delivery.event_type == "deployment.ready"
+                and dep.status is Status.ready
+            ):
+                dep.move_to(
+                    Status.webhook_failed, now, "webhook retries exhausted; endpoint stays up"
+                )
+
+        with contextlib.suppress(DeploymentNotFoundError):
+            await self.services.store.mutate(delivery.deployment_id, note)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

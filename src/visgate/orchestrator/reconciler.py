@@ -1,0 +1,186 @@
+"""The level-triggered reconciler loop (after dstack's leased pipelines).
+
+Claim due records with a lease; run ONE step per record outside any transaction while a
+heartbeat keeps the lease; apply the step's result to the freshest record only if the
+lease still holds. A loop that dies simply stops renewing: its records come due again
+when their leases run out and any other loop takes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import time
+
+import structlog
+
+from visgate.domain.deployment import Deployment, ErrorInfo
+from visgate.domain.errors import (
+    DeploymentNotFoundError,
+    LeaseLostError,
+    StaleWriteError,
+    TransientError,
+    VisgateError,
+)
+from visgate.domain.status import Status
+from visgate.logging import get_logger
+from visgate.orchestrator.backoff import MAX_TRANSIENT_ATTEMPTS, retry_delay
+from visgate.orchestrator.events import queue_pending_events
+from visgate.orchestrator.steps import STEPS, StepResult
+from visgate.services import Services
+
+log = get_logger(__name__)
+
+
+def owner_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _transient(exc: VisgateError | Exception) -> StepResult:
+    error = ErrorInfo.of(exc)
+    retry_after = None
+    if isinstance(exc, VisgateError) and exc.headers.get("Retry-After"):
+        with contextlib.suppress(ValueError):
+            retry_after = float(exc.headers["Retry-After"])
+
+    def retry_later(d: Deployment, now: float) -> None:
+        d.attempts += 1
+        if d.attempts >= MAX_TRANSIENT_ATTEMPTS:
+            d.fail(now, error)
+            return
+        delay = retry_delay(d.attempts, retry_after)
+        d.log(
+            now,
+            f"{error.type}: {error.message}; retrying in {delay:.0f} s (try {d.attempts})",
+            level="warning",
+        )
+        d.due_at = now + delay
+
+    return StepResult(advance=retry_later)
+
+
+def _permanent(exc: VisgateError) -> StepResult:
+    return StepResult(advance=lambda d, now: d.fail(now, ErrorInfo.of(exc)))
+
+
+class Reconciler:
+    def __init__(self, services: Services, *, owner: str | None = None) -> None:
+        self.services = services
+        self.store = services.store
+        self.owner = owner or owner_name()
+        settings = services.settings
+        self.lease_seconds = settings.lease_seconds
+        self.concurrency = settings.reconciler_concurrency
+        self.poll_interval = settings.poll_interval_seconds
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def run_once(self) -> int:
+        """Claim what is due (up to free capacity) and start a task per record."""
+        free = self.concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        claimed = await self.store.claim_due(self.owner, free, self.lease_seconds)
+        for dep in claimed:
+            task = asyncio.create_task(self.process(dep))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        return len(claimed)
+
+    async def drain(self) -> None:
+        while self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        wake = self.services.wake
+        idle_wait = 0.05
+        while not stop.is_set():
+            wake.clear()
+            try:
+                claimed = await self.run_once()
+            except TransientError as exc:
+                log.warning("claim_failed", error=exc.message)
+                claimed = 0
+            if claimed:
+                idle_wait = 0.05
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=idle_wait)
+            idle_wait = min(self.poll_interval, idle_wait * 2)
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*list(self._running), return_exceptions=True)
+
+    async def process(self, dep: Deployment) -> None:
+        structlog.contextvars.bind_contextvars(deployment_id=dep.id, status=dep.status.value)
+        token = dep.lease_token
+        assert token is not None
+        heartbeat = asyncio.create_task(self._heartbeat(dep))
+        try:
+            result = await self._run_step(dep)
+        finally:
+            heartbeat.cancel()
+        try:
+            await self._apply(dep.id, dep.status, token, result)
+        except (LeaseLostError, DeploymentNotFoundError):
+            log.info("lease_lost_result_dropped")
+        except TransientError as exc:
+            log.warning("apply_failed_will_retry", error=exc.message)
+
+    async def _run_step(self, dep: Deployment) -> StepResult:
+        step = STEPS[dep.status]
+        try:
+            return await step(self.services, dep)
+        except VisgateError as exc:
+            if exc.transient:
+                log.warning("step_transient_error", error_type=exc.type, error=exc.message)
+                return _transient(exc)
+            log.info("step_failed", error_type=exc.type, error=exc.message)
+            if dep.status in (Status.failed, Status.deleting):
+                return _transient(exc)  # teardown must finish; keep trying
+            return _permanent(exc)
+        except Exception as exc:  # a bug: retry with backoff, fail after the cap
+            log.exception("step_crashed")
+            return _transient(exc)
+
+    async def _apply(
+        self, deployment_id: str, ran_for: Status, token: str, result: StepResult
+    ) -> None:
+        for _ in range(10):
+            fresh = await self.store.get(deployment_id)
+            if fresh.lease_token != token:
+                raise LeaseLostError("lease lost before the result was written")
+            if fresh.pending_events:
+                await queue_pending_events(self.services, fresh)
+                fresh.pending_events = []
+            now = time.time()
+            result.facts(fresh, now)
+            if fresh.status == ran_for:
+                result.advance(fresh, now)
+            else:
+                fresh.due_at = now  # the record moved on (deleted, callback): run its new step
+            if fresh.pending_events:
+                fresh.due_at = now
+            fresh.lease_owner = fresh.lease_token = fresh.lease_expires_at = None
+            try:
+                saved = await self.store.save(fresh, lease_token=token)
+            except StaleWriteError:
+                continue
+            if saved.status != ran_for:
+                log.info("status_changed", new_status=saved.status.value)
+            if saved.pending_events:
+                await queue_pending_events(self.services, saved)
+            if saved.due_at is not None and saved.due_at <= time.time():
+                self.services.poke()
+            return
+        raise StaleWriteError("record kept changing; the step will run again")
+
+    async def _heartbeat(self, dep: Deployment) -> None:
+        interval = self.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            if not await self.store.extend_lease(dep, self.lease_seconds):
+                log.warning("lease_extension_refused")
+                return

@@ -1,0 +1,138 @@
+"""The `GpuProvider` protocol: what the reconciler needs from a GPU cloud.
+
+Rules every backend keeps (a new backend can be written from these docstrings alone):
+- Calls take the API key per call: each deployment may bring its own provider key.
+- `ensure_endpoint` is idempotent by `spec.name`: it looks up a template and an endpoint
+  of that name first and reuses them, so a step retried after a crash never makes a second.
+- `teardown` treats "not found" as success and may be called any number of times.
+- Errors are `visgate.domain.errors` types: `RunpodAuthError` (bad key, permanent),
+  `RunpodInsufficientGPUError` (quota / no pools left), `RunpodUnavailableError`
+  (429, 5xx, timeouts, after the backend's own retries: the caller retries later),
+  `RunpodAPIError` (anything else the provider refused). Keys never appear in messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSpec:
+    """What to run: one template (image + env) and one serverless endpoint of the same name."""
+
+    name: str  # "visgate-<deployment_id>"
+    image: str
+    env: dict[str, str]
+    gpu_pools: list[str]  # ordered, cheapest first; at most 3 are sent
+    workers_min: int = 0
+    workers_max: int = 1
+    idle_timeout_s: int = 60
+    container_disk_gb: int = 40
+    flashboot: bool = True
+    execution_timeout_ms: int = 600_000
+    scaler_type: str = "QUEUE_DELAY"
+    scaler_value: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRef:
+    endpoint_id: str
+    template_id: str
+    name: str
+    url: str  # base URL of the endpoint's job API, e.g. https://api.runpod.ai/v2/<id>
+    gpu_pools: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerCounts:
+    idle: int = 0
+    initializing: int = 0
+    ready: int = 0
+    running: int = 0
+    throttled: int = 0
+    unhealthy: int = 0
+
+    @property
+    def stalled(self) -> bool:
+        """Workers exist only as throttled: the pools have no free GPU for us."""
+        return (
+            self.throttled > 0 and (self.idle + self.ready + self.running + self.initializing) == 0
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointHealth:
+    workers: WorkerCounts
+    jobs: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEndpoint:
+    """One endpoint as the provider lists it (for the orphan sweeper)."""
+
+    endpoint_id: str
+    name: str
+    template_id: str | None = None
+    gpu_pools: list[str] = field(default_factory=list)
+    workers_min: int = 0
+    workers_max: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GpuType:
+    id: str
+    display_name: str
+    memory_gb: float
+
+
+@runtime_checkable
+class GpuProvider(Protocol):
+    async def ensure_endpoint(self, spec: EndpointSpec, *, api_key: str) -> EndpointRef:
+        """Create template + endpoint named `spec.name`, or return the existing ones."""
+        ...
+
+    async def find_endpoint(self, name: str, *, api_key: str) -> EndpointRef | None:
+        """The endpoint of that name, or None."""
+        ...
+
+    async def set_gpu_pools(
+        self, ref: EndpointRef, spec: EndpointSpec, *, api_key: str
+    ) -> EndpointRef:
+        """Widen or change the endpoint's pools (every other field resent from `spec`)."""
+        ...
+
+    async def endpoint_health(self, endpoint_id: str, *, api_key: str) -> EndpointHealth:
+        """Worker and job counts as the endpoint's `/health` reports them."""
+        ...
+
+    async def teardown(self, name: str, *, api_key: str) -> None:
+        """Scale to zero, delete the endpoint, then its template. Gone already is success."""
+        ...
+
+    async def list_endpoints(self, *, api_key: str) -> list[ProviderEndpoint]:
+        """Every endpoint on the account (the sweeper filters `visgate-*`)."""
+        ...
+
+    async def gpu_types(self, *, api_key: str) -> list[GpuType]: ...
+
+    async def submit_job(
+        self, endpoint_id: str, body: dict[str, Any], *, api_key: str, sync: bool = False
+    ) -> dict[str, Any]:
+        """`/run` (or `/runsync` when sync) with body `{input, webhook?, policy?}`."""
+        ...
+
+    async def job_status(
+        self, endpoint_id: str, job_id: str, *, api_key: str
+    ) -> dict[str, Any]: ...
+
+    async def cancel_job(
+        self, endpoint_id: str, job_id: str, *, api_key: str
+    ) -> dict[str, Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def endpoint_name(deployment_id: str) -> str:
+    """Template and endpoint share this name, so a retried step finds what it made."""
+    return f"visgate-{deployment_id}"

@@ -1,0 +1,3 @@
+"""Plain data: the model spec registry, the GPU pool catalogue and GPU selection.
+Imports domain/ only.
+"""

@@ -1,0 +1,112 @@
+"""The wired service graph: settings plus one instance of each external system.
+
+Built once per process by `build_services`; tests build it with fakes in place. The API and
+the reconciler both take a `Services`, so neither constructs a backend itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from visgate.settings import Settings
+
+if TYPE_CHECKING:
+    from visgate.providers.base import GpuProvider
+    from visgate.secrets.base import SecretStore
+    from visgate.store.repository import DeploymentStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: DeploymentStore
+    secrets: SecretStore
+    provider: GpuProvider | None = None
+    hub: Any = None  # visgate.hub.HubValidator
+    callback_key: bytes = b""
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def callback_token(self, deployment_id: str) -> str:
+        """Per-deployment bearer token the worker sends back: HMAC of the id."""
+        return hmac.new(self.callback_key, deployment_id.encode(), sha256).hexdigest()
+
+    def check_callback_token(self, deployment_id: str, token: str) -> bool:
+        return hmac.compare_digest(self.callback_token(deployment_id), token)
+
+    def callback_url(self, deployment_id: str) -> str:
+        return f"{self.settings.public_base_url}/internal/deployment-ready/{deployment_id}"
+
+    def poke(self) -> None:
+        """Wake the in-process reconciler: new work starts now, not at the next poll."""
+        self.wake.set()
+
+    async def aclose(self) -> None:
+        for closer in (self.provider, self.secrets, self.store):
+            if closer is not None:
+                await closer.aclose()
+
+
+def _callback_key(settings: Settings) -> bytes:
+    if settings.internal_webhook_secret is not None:
+        return settings.internal_webhook_secret.get_secret_value().encode()
+    path = Path(settings.data_dir) / "internal_webhook.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = path.open("x", encoding="ascii")
+        path.chmod(0o600)
+        with fd:
+            fd.write(secrets.token_hex(32))
+    return path.read_text(encoding="ascii").strip().encode()
+
+
+def build_services(settings: Settings, **overrides: Any) -> Services:
+    """Real backends per settings; any of store/secrets/provider/hub may be passed in."""
+    from visgate.store.factory import build_store
+
+    store = overrides.pop("store", None) or build_store(settings)
+    secret_store = overrides.pop("secrets", None) or _build_secrets(settings)
+    # None: build from settings; False: leave out (e.g. `visgate keys` needs no provider).
+    provider = overrides.pop("provider", None)
+    provider = _build_provider(settings) if provider is None else (provider or None)
+    hub = overrides.pop("hub", None)
+    hub = _build_hub(settings) if hub is None else (hub or None)
+    return Services(
+        settings=settings,
+        store=store,
+        secrets=secret_store,
+        provider=provider,
+        hub=hub,
+        callback_key=overrides.pop("callback_key", None) or _callback_key(settings),
+        **overrides,
+    )
+
+
+def _build_secrets(settings: Settings) -> SecretStore:
+    from visgate.secrets.factory import build_secret_store
+
+    key = settings.secret_key.get_secret_value() if settings.secret_key else None
+    return build_secret_store(
+        settings.secrets.value,
+        data_dir=settings.data_dir,
+        local_key=key,
+        project_id=settings.gcp_project_id,
+    )
+
+
+def _build_provider(settings: Settings) -> GpuProvider | None:
+    from visgate.providers.factory import build_provider
+
+    return build_provider(settings)
+
+
+def _build_hub(settings: Settings) -> Any:
+    from visgate.hub import HubValidator
+
+    return HubValidator(settings.hf_endpoint, offline=settings.hf_hub_offline)

@@ -1,0 +1,81 @@
+"""`DocumentBackend`: the small storage protocol both databases implement.
+
+Records are JSON documents grouped by kind. A few fields are indexed for the queries the
+service makes: `tenant`, `status`, `sort_key` (listing order), `due_at` (reconciler work),
+`expires_at` (counters, idempotency). Rules every backend keeps:
+
+- `version` is the optimistic-concurrency counter: `insert` sets 1, `replace` succeeds only
+  if the stored version equals `expected_version` and bumps it, else `StaleWriteError`.
+- Leases: `claim_due` hands each due, unleased document to exactly ONE caller, setting
+  `lease_owner`, `lease_token` (unique per claim), `lease_expires_at` and moving `due_at` to
+  the lease's end, so a holder that dies makes the record due again when its lease runs out.
+- `replace(..., lease_token=T)` is the holder's write: it also fails with `LeaseLostError`
+  when the stored token is not T, and it writes the lease fields the caller passes (so a
+  holder releases by sending them cleared). Without a token, lease fields are left as stored.
+- `extend_lease` moves a held lease's end without bumping `version`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+LEASE_FIELDS = ("lease_owner", "lease_token", "lease_expires_at")
+
+
+@runtime_checkable
+class DocumentBackend(Protocol):
+    async def insert(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """Store a new document (`doc["id"]` required); `ConflictError` if the id exists."""
+        ...
+
+    async def get(self, kind: str, doc_id: str) -> dict[str, Any] | None: ...
+
+    async def replace(
+        self,
+        kind: str,
+        doc: dict[str, Any],
+        *,
+        expected_version: int,
+        lease_token: str | None = None,
+    ) -> dict[str, Any]:
+        """Write `doc` over the stored one; returns it with the new version."""
+        ...
+
+    async def delete(self, kind: str, doc_id: str) -> None: ...
+
+    async def query(
+        self,
+        kind: str,
+        *,
+        where: dict[str, Any],
+        limit: int,
+        after: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Documents matching every `where` equality, by `sort_key` descending, after a cursor."""
+        ...
+
+    async def claim_due(
+        self, kind: str, *, owner: str, now: float, limit: int, lease_seconds: float
+    ) -> list[dict[str, Any]]: ...
+
+    async def extend_lease(
+        self, kind: str, doc_id: str, *, lease_token: str, expires_at: float
+    ) -> bool:
+        """False when the lease is no longer held by that token."""
+        ...
+
+    async def increment(self, kind: str, doc_id: str, *, now: float, expires_at: float) -> int:
+        """Add one to a counter that restarts at 1 once `expires_at` has passed."""
+        ...
+
+    async def count_by_status(self, kind: str) -> dict[str, int]: ...
+
+    async def purge_expired(self, kind: str, *, now: float) -> int:
+        """Delete documents whose `expires_at` has passed (counters, idempotency keys)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailableError` if the database does not answer."""
+        ...
+
+    async def aclose(self) -> None: ...

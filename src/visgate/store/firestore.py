@@ -1,0 +1,240 @@
+"""Firestore backend: one collection per kind, Google's async client.
+
+Writes that depend on what is stored (versions, leases, counters) run in transactions;
+the emulator and the service both lock pessimistically, so contended transactions abort
+and the client retries them (`max_attempts`). Composite indexes the queries need are in
+`firestore.indexes.json` at the repository root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from google.cloud.firestore_v1 import AsyncTransaction
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from visgate.domain.errors import (
+    ConflictError,
+    LeaseLostError,
+    StaleWriteError,
+    StoreUnavailableError,
+)
+from visgate.domain.status import Status
+from visgate.store.base import LEASE_FIELDS
+
+T = TypeVar("T")
+
+_TRANSIENT = (
+    gexc.ServiceUnavailable,
+    gexc.DeadlineExceeded,
+    gexc.Aborted,
+    gexc.InternalServerError,
+    gexc.TooManyRequests,
+)
+
+
+class FirestoreBackend:
+    def __init__(
+        self,
+        *,
+        project: str,
+        prefix: str = "",
+        client: firestore.AsyncClient | None = None,
+        transaction_attempts: int = 20,
+    ) -> None:
+        self._client = client or firestore.AsyncClient(project=project)
+        self._prefix = prefix
+        self._attempts = transaction_attempts
+
+    def _collection(self, kind: str) -> Any:
+        return self._client.collection(f"{self._prefix}{kind}")
+
+    async def _guard(self, awaitable: Awaitable[T]) -> T:
+        try:
+            return await awaitable
+        except _TRANSIENT as exc:
+            raise StoreUnavailableError(f"firestore: {exc.message}") from exc
+        except ValueError as exc:  # the client's "failed to commit after N attempts"
+            if "attempt" in str(exc).lower():
+                raise StoreUnavailableError(f"firestore: {exc}") from exc
+            raise
+
+    async def _transaction(self, fn: Callable[[AsyncTransaction], Awaitable[T]]) -> T:
+        @firestore.async_transactional
+        async def run(tx: AsyncTransaction) -> T:
+            return await fn(tx)
+
+        return await self._guard(run(self._client.transaction(max_attempts=self._attempts)))
+
+    async def insert(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+        new = {**doc, "version": 1}
+        try:
+            await self._guard(self._collection(kind).document(new["id"]).create(new))
+        except gexc.AlreadyExists as exc:
+            raise ConflictError(f"{kind} {new['id']} already exists") from exc
+        return new
+
+    async def get(self, kind: str, doc_id: str) -> dict[str, Any] | None:
+        snap = await self._guard(self._collection(kind).document(doc_id).get())
+        return snap.to_dict() if snap.exists else None
+
+    async def replace(
+        self,
+        kind: str,
+        doc: dict[str, Any],
+        *,
+        expected_version: int,
+        lease_token: str | None = None,
+    ) -> dict[str, Any]:
+        ref = self._collection(kind).document(doc["id"])
+
+        async def op(tx: AsyncTransaction) -> dict[str, Any]:
+            snap = await ref.get(transaction=tx)
+            if not snap.exists:
+                raise StaleWriteError(f"{kind} {doc['id']} no longer exists")
+            current = snap.to_dict()
+            if lease_token is not None and current.get("lease_token") != lease_token:
+                raise LeaseLostError(f"lease on {kind} {doc['id']} was lost")
+            if current.get("version") != expected_version:
+                raise StaleWriteError(f"{kind} {doc['id']} changed since it was read")
+            fields = {
+                k: v for k, v in doc.items() if lease_token is not None or k not in LEASE_FIELDS
+            }
+            fields["version"] = expected_version + 1
+            tx.update(ref, fields)
+            return {**current, **fields}
+
+        return await self._transaction(op)
+
+    async def delete(self, kind: str, doc_id: str) -> None:
+        await self._guard(self._collection(kind).document(doc_id).delete())
+
+    async def query(
+        self, kind: str, *, where: dict[str, Any], limit: int, after: str | None = None
+    ) -> list[dict[str, Any]]:
+        q = self._collection(kind)
+        for name, value in where.items():
+            q = q.where(filter=FieldFilter(name, "==", value))
+        q = q.order_by("sort_key", direction=firestore.Query.DESCENDING)
+        if after is not None:
+            q = q.start_after({"sort_key": after})
+        snaps = await self._guard(q.limit(limit).get())
+        return [s.to_dict() for s in snaps]
+
+    async def claim_due(
+        self, kind: str, *, owner: str, now: float, limit: int, lease_seconds: float
+    ) -> list[dict[str, Any]]:
+        expires = now + lease_seconds
+        candidates = await self._guard(
+            self._collection(kind)
+            .where(filter=FieldFilter("due_at", "<=", now))
+            .order_by("due_at")
+            .limit(limit * 2)
+            .get()
+        )
+        refs = [snap.reference for snap in candidates]
+        random.shuffle(refs)  # claimants racing for the same rows collide less
+
+        async def claim_one(ref: Any) -> dict[str, Any] | None:
+            async def op(tx: AsyncTransaction) -> dict[str, Any] | None:
+                snap = await ref.get(transaction=tx)
+                if not snap.exists:
+                    return None
+                doc = snap.to_dict()
+                due, lease_end = doc.get("due_at"), doc.get("lease_expires_at")
+                if due is None or due > now or (lease_end is not None and lease_end > now):
+                    return None
+                fields = {
+                    "lease_owner": owner,
+                    "lease_token": f"{secrets.token_hex(8)}:{doc['id']}",
+                    "lease_expires_at": expires,
+                    "due_at": expires,
+                    "version": doc["version"] + 1,
+                }
+                tx.update(ref, fields)
+                return {**doc, **fields}
+
+            try:
+                return await self._transaction(op)
+            except StoreUnavailableError:
+                return None  # lost the race for this one; someone else has it
+
+        claimed: list[dict[str, Any]] = []
+        while refs and len(claimed) < limit:
+            batch, refs = refs[: limit - len(claimed)], refs[limit - len(claimed) :]
+            results = await asyncio.gather(*(claim_one(ref) for ref in batch))
+            claimed += [doc for doc in results if doc is not None]
+        return claimed
+
+    async def extend_lease(
+        self, kind: str, doc_id: str, *, lease_token: str, expires_at: float
+    ) -> bool:
+        ref = self._collection(kind).document(doc_id)
+
+        async def op(tx: AsyncTransaction) -> bool:
+            snap = await ref.get(transaction=tx)
+            if not snap.exists or snap.get("lease_token") != lease_token:
+                return False
+            due = snap.get("due_at")
+            tx.update(
+                ref,
+                {"lease_expires_at": expires_at, "due_at": max(due or 0.0, expires_at)},
+            )
+            return True
+
+        return await self._transaction(op)
+
+    async def increment(self, kind: str, doc_id: str, *, now: float, expires_at: float) -> int:
+        ref = self._collection(kind).document(doc_id)
+
+        async def op(tx: AsyncTransaction) -> int:
+            snap = await ref.get(transaction=tx)
+            doc = snap.to_dict() if snap.exists else None
+            if doc is None or doc.get("expires_at", 0) <= now:
+                tx.set(ref, {"id": doc_id, "version": 1, "expires_at": expires_at})
+                return 1
+            count = int(doc["version"]) + 1
+            tx.update(ref, {"version": count})
+            return count
+
+        return await self._transaction(op)
+
+    async def count_by_status(self, kind: str) -> dict[str, int]:
+        async def count(status: Status) -> tuple[str, int]:
+            result = await self._guard(
+                self._collection(kind)
+                .where(filter=FieldFilter("status", "==", status.value))
+                .count()
+                .get()
+            )
+            return status.value, int(result[0][0].value)
+
+        pairs = await asyncio.gather(*(count(s) for s in Status))
+        return {name: n for name, n in pairs if n}
+
+    async def purge_expired(self, kind: str, *, now: float) -> int:
+        snaps = await self._guard(
+            self._collection(kind)
+            .where(filter=FieldFilter("expires_at", "<", now))
+            .limit(500)
+            .get()
+        )
+        for snap in snaps:
+            await self._guard(snap.reference.delete())
+        return len(snaps)
+
+    async def ping(self) -> None:
+        await self._guard(self._collection("health").document("ping").get(timeout=5.0))
+
+    async def aclose(self) -> None:
+        close = getattr(self._client, "close", None)
+        if close is not None:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
