@@ -34,7 +34,9 @@ _PLACEHOLDERS = {"changeme", "change-me", "secret", "placeholder", "xxx"}
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
 
     store: StoreKind = Field(
         StoreKind.sqlite,
