@@ -54,7 +54,10 @@ def render_env_example() -> str:
     lines = ["# Visgate Deploy settings (generated: python -m visgate.config_table --write)."]
     for name, field in Settings.model_fields.items():
         value = _default(field)
-        lines += [f"# {field.description or ''}", f"{_env_name(name)}={'' if value == '—' else value}"]
+        lines += [
+            f"# {field.description or ''}",
+            f"{_env_name(name)}={'' if value == '—' else value}",
+        ]
     return "\n".join(lines) + "\n"
 
 
