@@ -166,6 +166,12 @@ class Settings(BaseSettings):
         validation_alias="VISGATE_POLL_INTERVAL",
         description="Longest idle wait between reconciler polls.",
     )
+    health_poll_seconds: float = Field(
+        10.0,
+        gt=0,
+        validation_alias="VISGATE_HEALTH_POLL_SECONDS",
+        description="How often a loading deployment's endpoint health is read.",
+    )
     sweep_interval_seconds: float = Field(
         600.0,
         gt=0,

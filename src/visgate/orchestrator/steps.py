@@ -131,7 +131,7 @@ async def create_endpoint(services: Services, dep: Deployment) -> StepResult:
     def advance(d: Deployment, now: float) -> None:
         d.move_to(Status.loading_model, now, "waiting for the worker to load the model")
         d.deadline_at = now + services.settings.ready_timeout_seconds
-        d.due_at = now + services.extras.get("health_poll_seconds", 10.0)
+        d.due_at = now + services.settings.health_poll_seconds
 
     return StepResult(advance=advance, facts=record)
 
@@ -142,7 +142,7 @@ async def create_endpoint(services: Services, dep: Deployment) -> StepResult:
 async def await_ready(services: Services, dep: Deployment) -> StepResult:
     from visgate.registry.gpus import widen_pools
 
-    poll = float(services.extras.get("health_poll_seconds", 10.0))
+    poll = float(services.settings.health_poll_seconds)
     now = time.time()
     if dep.deadline_at is not None and now > dep.deadline_at:
         timeout = services.settings.ready_timeout_seconds
