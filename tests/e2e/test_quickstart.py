@@ -23,7 +23,7 @@ VISGATE = [sys.executable, "-m", "visgate"]
 def run(
     args: list[str], env: dict[str, str], timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [*VISGATE, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
 
@@ -44,11 +44,11 @@ def service(tmp_path: Path):
         "LOG_LEVEL": "warning",
     }
     key = json.loads(run(["keys", "create", "--name", "dev", "--json"], env).stdout)
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [*VISGATE, "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "serve.log", "wb"),  # noqa: SIM115
+        stderr=open(tmp_path / "serve.log", "wb"),
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"

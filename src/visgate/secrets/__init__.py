@@ -1,3 +1,4 @@
-"""Where user secrets live: the `SecretStore` protocol (base.py), `local` (Fernet on disk)
-and `secret_manager` (Google Secret Manager). Imports domain/ only.
+"""Where user secrets live: the `SecretStore` protocol (base), `local` (Fernet in SQLite),
+`secret_manager` (Google Secret Manager), `factory`, and `references` (operator settings given
+as `sm://` refs). Imports domain/ only; nothing outside imports a backend but the factory.
 """

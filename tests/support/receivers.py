@@ -1,0 +1,124 @@
+"""Small loopback servers for end-to-end tests: a webhook receiver that records deliveries
+(and can fail on purpose), and a fake worker that calls the control plane back."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tests.support.firestore_emulator import free_port
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Any) -> Iterator[str]:
+    """Run an ASGI app on 127.0.0.1 in a daemon thread; yield its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+
+
+@dataclass
+class Delivery:
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+@dataclass
+class WebhookReceiver:
+    url: str = ""
+    deliveries: list[Delivery] = field(default_factory=list)
+    fail_first: int = 0  # answer 500 to this many requests first
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def by_event(self) -> dict[str, list[Delivery]]:
+        import json
+
+        out: dict[str, list[Delivery]] = {}
+        with self.lock:
+            for d in self.deliveries:
+                payload = json.loads(d.body)
+                key = f"{payload['data']['deployment_id']}:{payload['type']}"
+                out.setdefault(key, []).append(d)
+        return out
+
+
+@contextlib.contextmanager
+def webhook_receiver(fail_first: int = 0) -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver(fail_first=fail_first)
+
+    async def hook(request: Request) -> Response:
+        body = await request.body()
+        with receiver.lock:
+            receiver.deliveries.append(Delivery(dict(request.headers), body, time.time()))
+            if receiver.fail_first > 0:
+                receiver.fail_first -= 1
+                return Response(status_code=500)
+        return Response(status_code=204)
+
+    with serve_in_thread(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as url:
+        receiver.url = f"{url}/hook"
+        yield receiver
+
+
+class FakeWorker:
+    """Plays the worker image: when an endpoint appears, POST progress then `ready` to the
+    callback URL in its env, retrying until the control plane answers (it may be down)."""
+
+    def __init__(self, *, delay: float = 0.05, report: str = "ready", retry_for: float = 120.0) -> None:
+        self.delay = delay
+        self.report = report
+        self.retry_for = retry_for
+        self.reported: set[str] = set()
+        self._lock = threading.Lock()
+
+    def on_endpoint_created(self, env: dict[str, str]) -> None:
+        threading.Thread(target=self._run, args=(dict(env),), daemon=True).start()
+
+    def _run(self, env: dict[str, str]) -> None:
+        time.sleep(self.delay)
+        url, token = env["VISGATE_WEBHOOK"], env["VISGATE_CALLBACK_TOKEN"]
+        headers = {"Authorization": f"Bearer {token}"}
+        if self.report == "ready":
+            bodies: list[dict[str, Any]] = [
+                {"status": "loading_model"},
+                {"status": "ready", "models_loaded": ["sdxl-turbo"], "vram_allocated_gb": 7.5, "gpu": "NVIDIA L4"},
+            ]
+        elif self.report == "failed":
+            bodies = [{"status": "failed", "error": "CUDA out of memory while loading"}]
+        else:
+            return  # "silent": never calls back
+        deadline = time.monotonic() + self.retry_for
+        with httpx.Client(timeout=5) as client:
+            for body in bodies:
+                while time.monotonic() < deadline:
+                    try:
+                        if client.post(url, json=body, headers=headers).status_code < 500:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    time.sleep(0.2)
+        with self._lock:
+            self.reported.add(url.rsplit("/", 1)[-1])
