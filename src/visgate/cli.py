@@ -53,9 +53,12 @@ def run_async(fn: Callable[[], Awaitable[T]]) -> T:
 
 
 async def with_services(fn: Callable[[Any], Awaitable[T]]) -> T:
+    from visgate.logging import configure_logging
     from visgate.services import build_services
 
-    services = build_services(load_settings(), provider=False, hub=False)
+    settings = load_settings()
+    configure_logging(settings.log_level)  # to stderr: stdout carries the command's output
+    services = build_services(settings, provider=False, hub=False)
     try:
         return await fn(services)
     finally:

@@ -66,10 +66,34 @@ def _callback_key(settings: Settings) -> bytes:
     return path.read_text(encoding="ascii").strip().encode()
 
 
+_OPERATOR_SECRETS = ("internal_webhook_secret", "runpod_api_key", "secret_key")
+
+
+def resolve_operator_secrets(settings: Settings) -> Settings:
+    """Operator secrets may be given as Secret Manager references (`sm://projects/...`):
+    read them once at start-up so nothing later needs to know."""
+    from pydantic import SecretStr
+
+    from visgate.secrets.references import reference_name, resolve_secret_references
+
+    given = {
+        name: value.get_secret_value()
+        for name in _OPERATOR_SECRETS
+        if (value := getattr(settings, name)) is not None
+    }
+    if not any(reference_name(v) for v in given.values()):
+        return settings
+    resolved = resolve_secret_references(given)
+    return settings.model_copy(
+        update={name: SecretStr(v) for name, v in resolved.items() if v is not None}
+    )
+
+
 def build_services(settings: Settings, **overrides: Any) -> Services:
     """Real backends per settings; any of store/secrets/provider/hub may be passed in."""
     from visgate.store.factory import build_store
 
+    settings = resolve_operator_secrets(settings)
     store = overrides.pop("store", None) or build_store(settings)
     secret_store = overrides.pop("secrets", None) or _build_secrets(settings)
     # None: build from settings; False: leave out (e.g. `visgate keys` needs no provider).

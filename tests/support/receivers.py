@@ -87,7 +87,9 @@ class FakeWorker:
     """Plays the worker image: when an endpoint appears, POST progress then `ready` to the
     callback URL in its env, retrying until the control plane answers (it may be down)."""
 
-    def __init__(self, *, delay: float = 0.05, report: str = "ready", retry_for: float = 120.0) -> None:
+    def __init__(
+        self, *, delay: float = 0.05, report: str = "ready", retry_for: float = 120.0
+    ) -> None:
         self.delay = delay
         self.report = report
         self.retry_for = retry_for
@@ -104,7 +106,12 @@ class FakeWorker:
         if self.report == "ready":
             bodies: list[dict[str, Any]] = [
                 {"status": "loading_model"},
-                {"status": "ready", "models_loaded": ["sdxl-turbo"], "vram_allocated_gb": 7.5, "gpu": "NVIDIA L4"},
+                {
+                    "status": "ready",
+                    "models_loaded": ["sdxl-turbo"],
+                    "vram_allocated_gb": 7.5,
+                    "gpu": "NVIDIA L4",
+                },
             ]
         elif self.report == "failed":
             bodies = [{"status": "failed", "error": "CUDA out of memory while loading"}]

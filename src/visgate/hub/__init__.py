@@ -1,3 +1,7 @@
 """Hugging Face validation and VRAM estimate: is this model servable, by whom, and on how
-much GPU memory. Imports domain/ and registry/ only.
+much GPU memory. Imports domain/ and registry/ only (plus huggingface_hub and tenacity).
 """
+
+from visgate.hub.validator import HubValidator, ModelCheck
+
+__all__ = ["HubValidator", "ModelCheck"]

@@ -91,7 +91,8 @@ async def endpoint_spec(services: Services, dep: Deployment, pools: list[str]) -
     from visgate.registry.models import worker_env
 
     settings = services.settings
-    image = settings.runpod_template_image
+    # The local provider runs `inference/` from this checkout: it has no image to pull.
+    image = settings.runpod_template_image or ("inference/" if settings.provider == "local" else "")
     if not image:
         raise RunpodTemplateNotConfiguredError(
             "RUNPOD_TEMPLATE_IMAGE is not set: the operator must configure the worker image"

@@ -1,3 +1,3 @@
-"""Plain data: the model spec registry, the GPU pool catalogue and GPU selection.
-Imports domain/ only.
+"""Plain data and pure functions: the model spec registry, the Runpod GPU pool catalogue and
+GPU selection. Imports domain/ and the dataclasses of providers/base.py only.
 """

@@ -1,0 +1,3 @@
+from visgate_worker.main import main
+
+main()

@@ -1,0 +1,230 @@
+"""`RunpodProvider`: the `GpuProvider` protocol on Runpod serverless.
+
+Each deployment owns one template and one endpoint, both named `spec.name`. Lookups by
+name come first everywhere, so a step retried after a crash (even one that lost the answer
+to a create call) finds what the earlier try made instead of making a second one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from visgate.domain.errors import RunpodAPIError, RunpodInsufficientGPUError
+from visgate.logging import get_logger
+from visgate.providers.base import (
+    EndpointHealth,
+    EndpointRef,
+    EndpointSpec,
+    GpuType,
+    ProviderEndpoint,
+    WorkerCounts,
+)
+from visgate.providers.runpod import operations as ops
+from visgate.providers.runpod.graphql_api import RunpodGraphQL
+from visgate.providers.runpod.messages import is_duplicate_name, is_in_use, is_not_found
+from visgate.providers.runpod.payloads import (
+    endpoint_input,
+    gpu_type,
+    pools_of,
+    provider_endpoint,
+    scaled_to_zero,
+    spec_template_input,
+    template_matches,
+)
+from visgate.providers.runpod.retry import RetryPolicy, Transient
+from visgate.providers.runpod.serverless import ServerlessAPI
+
+log = get_logger(__name__)
+
+_WORKER_STATES = ("idle", "initializing", "ready", "running", "throttled", "unhealthy")
+
+
+class RunpodProvider:
+    def __init__(
+        self,
+        graphql_url: str,
+        api_base: str,
+        *,
+        timeout: float = 30.0,
+        retry_attempts: int = 4,
+        max_retry_wait: float = 20.0,
+    ) -> None:
+        self.policy = RetryPolicy(
+            attempts=retry_attempts, max_wait=max_retry_wait, base_wait=min(0.5, max_retry_wait)
+        )
+        self.graphql = RunpodGraphQL(graphql_url, timeout=timeout, policy=self.policy)
+        self.serverless = ServerlessAPI(api_base, timeout=timeout, policy=self.policy)
+
+    # --- lookups ---------------------------------------------------------------------
+
+    async def _templates(self, api_key: str, *, retry: bool = True) -> list[dict[str, Any]]:
+        data = await self.graphql.execute(ops.LIST_TEMPLATES, api_key=api_key, retry=retry)
+        return [t for t in (data.get("myself") or {}).get("podTemplates") or [] if t]
+
+    async def _endpoints(self, api_key: str, *, retry: bool = True) -> list[dict[str, Any]]:
+        data = await self.graphql.execute(ops.LIST_ENDPOINTS, api_key=api_key, retry=retry)
+        return [e for e in (data.get("myself") or {}).get("endpoints") or [] if e]
+
+    def _ref(self, row: dict[str, Any], template_id: str | None = None) -> EndpointRef:
+        return EndpointRef(
+            endpoint_id=str(row["id"]),
+            template_id=str(template_id or row.get("templateId") or ""),
+            name=str(row["name"]),
+            url=self.serverless.endpoint_url(str(row["id"])),
+            gpu_pools=pools_of(row.get("gpuIds")),
+        )
+
+    # --- GpuProvider -----------------------------------------------------------------
+
+    async def ensure_endpoint(self, spec: EndpointSpec, *, api_key: str) -> EndpointRef:
+        if not spec.gpu_pools:
+            raise RunpodInsufficientGPUError(f"no GPU pool was chosen for {spec.name}")
+
+        async def once() -> EndpointRef:
+            template_id = await self._ensure_template(spec, api_key)
+            return await self._ensure_endpoint_row(spec, template_id, api_key)
+
+        # Each try looks up by name again, so repeating after a lost answer is safe.
+        return await self.policy.run(once, what="ensure_endpoint")
+
+    async def _ensure_template(self, spec: EndpointSpec, api_key: str) -> str:
+        found = _named(await self._templates(api_key, retry=False), spec.name)
+        if found and template_matches(found[0], spec):
+            return str(found[0]["id"])
+        template_id = str(found[0]["id"]) if found else None
+        try:
+            data = await self.graphql.execute(
+                ops.SAVE_TEMPLATE,
+                {"input": spec_template_input(spec, template_id)},
+                api_key=api_key,
+                retry=False,
+            )
+        except RunpodAPIError as exc:
+            if template_id is None and is_duplicate_name(exc.message):
+                # Another try created it between our lookup and our create.
+                raise Transient(f"template {spec.name} appeared meanwhile") from None
+            raise
+        saved = data["saveTemplate"]
+        log.info(
+            "runpod_template_saved",
+            name=spec.name,
+            template_id=saved["id"],
+            updated=template_id is not None,
+        )
+        return str(saved["id"])
+
+    async def _ensure_endpoint_row(
+        self, spec: EndpointSpec, template_id: str, api_key: str
+    ) -> EndpointRef:
+        found = _named(await self._endpoints(api_key, retry=False), spec.name)
+        if len(found) > 1:
+            log.warning("runpod_duplicate_endpoints", name=spec.name, count=len(found))
+        current = next((e for e in found if e.get("templateId") == template_id), None)
+        if current is not None:
+            return self._ref(current, template_id)
+        endpoint_id = str(found[0]["id"]) if found else None
+        data = await self.graphql.execute(
+            ops.SAVE_ENDPOINT,
+            {"input": endpoint_input(spec, template_id, endpoint_id)},
+            api_key=api_key,
+            retry=False,
+        )
+        saved = data["saveEndpoint"]
+        log.info(
+            "runpod_endpoint_saved",
+            name=spec.name,
+            endpoint_id=saved["id"],
+            pools=saved.get("gpuIds"),
+            updated=endpoint_id is not None,
+        )
+        return self._ref(saved, template_id)
+
+    async def find_endpoint(self, name: str, *, api_key: str) -> EndpointRef | None:
+        found = _named(await self._endpoints(api_key), name)
+        return self._ref(found[0]) if found else None
+
+    async def set_gpu_pools(
+        self, ref: EndpointRef, spec: EndpointSpec, *, api_key: str
+    ) -> EndpointRef:
+        if not spec.gpu_pools:
+            raise RunpodInsufficientGPUError(f"no GPU pool left to try for {spec.name}")
+        data = await self.graphql.execute(
+            ops.SAVE_ENDPOINT,
+            {"input": endpoint_input(spec, ref.template_id, ref.endpoint_id)},
+            api_key=api_key,
+        )
+        saved = data["saveEndpoint"]
+        log.info("runpod_endpoint_pools", name=spec.name, pools=saved.get("gpuIds"))
+        return self._ref(saved, ref.template_id)
+
+    async def endpoint_health(self, endpoint_id: str, *, api_key: str) -> EndpointHealth:
+        body = await self.serverless.health(endpoint_id, api_key=api_key)
+        workers = body.get("workers") or {}
+        counts = WorkerCounts(**{s: int(workers.get(s) or 0) for s in _WORKER_STATES})
+        jobs = {str(k): int(v) for k, v in (body.get("jobs") or {}).items() if _is_int(v)}
+        return EndpointHealth(workers=counts, jobs=jobs)
+
+    async def teardown(self, name: str, *, api_key: str) -> None:
+        for row in _named(await self._endpoints(api_key), name):
+            await self._delete_endpoint(row, api_key)
+        if _named(await self._templates(api_key), name):
+            await self._delete_template(name, api_key)
+        log.info("runpod_teardown_done", name=name)
+
+    async def _delete_endpoint(self, row: dict[str, Any], api_key: str) -> None:
+        try:
+            if row.get("workersMin") or row.get("workersMax"):
+                await self.graphql.execute(
+                    ops.SAVE_ENDPOINT, {"input": scaled_to_zero(row)}, api_key=api_key
+                )
+            await self.graphql.execute(ops.DELETE_ENDPOINT, {"id": row["id"]}, api_key=api_key)
+        except RunpodAPIError as exc:
+            if not is_not_found(exc.message):
+                raise
+        log.info("runpod_endpoint_deleted", name=row.get("name"), endpoint_id=row["id"])
+
+    async def _delete_template(self, name: str, api_key: str) -> None:
+        async def once() -> None:
+            try:
+                await self.graphql.execute(
+                    ops.DELETE_TEMPLATE, {"templateName": name}, api_key=api_key, retry=False
+                )
+            except RunpodAPIError as exc:
+                if is_not_found(exc.message):
+                    return
+                if is_in_use(exc.message):
+                    # Runpod frees a template up to ~2 min after its endpoint is deleted.
+                    raise Transient(f"template {name} is still in use on Runpod") from None
+                raise
+
+        await self.policy.run(once, what="delete_template")
+
+    async def list_endpoints(self, *, api_key: str) -> list[ProviderEndpoint]:
+        return [provider_endpoint(row) for row in await self._endpoints(api_key)]
+
+    async def gpu_types(self, *, api_key: str) -> list[GpuType]:
+        data = await self.graphql.execute(ops.GPU_TYPES, api_key=api_key)
+        return [gpu_type(row) for row in data.get("gpuTypes") or [] if row and row.get("id")]
+
+    async def submit_job(
+        self, endpoint_id: str, body: dict[str, Any], *, api_key: str, sync: bool = False
+    ) -> dict[str, Any]:
+        return await self.serverless.submit(endpoint_id, body, api_key=api_key, sync=sync)
+
+    async def job_status(self, endpoint_id: str, job_id: str, *, api_key: str) -> dict[str, Any]:
+        return await self.serverless.status(endpoint_id, job_id, api_key=api_key)
+
+    async def cancel_job(self, endpoint_id: str, job_id: str, *, api_key: str) -> dict[str, Any]:
+        return await self.serverless.cancel(endpoint_id, job_id, api_key=api_key)
+
+    async def aclose(self) -> None:
+        await self.graphql.aclose()
+        await self.serverless.aclose()
+
+
+def _named(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return sorted((r for r in rows if r.get("name") == name), key=lambda r: str(r.get("id")))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,280 @@
+"""A Runpod that speaks its real wire protocols on 127.0.0.1: GraphQL over HTTP (executed by
+graphql-core against `runpod_schema.graphql`, so a misspelled field fails as on Runpod, at
+HTTP 200 with `errors`) and the serverless endpoint API under `/v2/{endpoint_id}/...`.
+
+It behaves like Runpod where our code could get it wrong: template names are unique;
+`saveEndpoint` with an id REPLACES every field (omitted ones reset to defaults); an endpoint
+must have 0 workers before `deleteEndpoint`; `deleteTemplate` fails while an endpoint uses
+the template (and, with `template_release_lag`, a few times after); `saveTemplate` without
+`dockerArgs` answers "Something went wrong"; the account caps the sum of `workersMax`.
+
+Knobs on `.state` (thread-safe; the server runs on its own thread): `api_keys`,
+`worker_quota`, `pools_without_capacity` (workers stay `throttled`, jobs stay IN_QUEUE),
+`latency_s`, `fail_next(n, status, retry_after=, surface=, field=)` (429/5xx bursts),
+`lose_answer_next(field, n)` (runs the mutation, then answers 502), `set_workers(...)`,
+`job_handler` (sync or async; default echoes the input), `on_endpoint_created` (sync or
+async, called with the endpoint's view). Reads: `calls`, `calls_of(field)`,
+`creations(kind)`, `endpoint(name_or_id)`, `template(...)`, `endpoint_env(...)`.
+
+Use `run_fake_runpod()` for a loopback server, or `FakeRunpod().app` with
+`httpx.ASGITransport`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from graphql import GraphQLError, OperationDefinitionNode, graphql_sync, parse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.runpod_state import (
+    API_KEY,
+    QUOTA_MESSAGE,
+    SCHEMA,
+    Call,
+    FakeJob,
+    FakeRunpodState,
+    Fault,
+    Resolvers,
+    new_id,
+)
+
+__all__ = [
+    "API_KEY",
+    "QUOTA_MESSAGE",
+    "FakeRunpod",
+    "FakeRunpodState",
+    "RunningFakeRunpod",
+    "build_app",
+    "run_fake_runpod",
+]
+
+_ROUTES = {
+    ("health", False): "GET",
+    ("run", False): "POST",
+    ("runsync", False): "POST",
+    ("status", True): "GET",
+    ("cancel", True): "POST",
+}
+
+
+def _operation(query: str, operation_name: str | None) -> tuple[str | None, tuple[str, ...]]:
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return None, ()
+    for node in document.definitions:
+        if isinstance(node, OperationDefinitionNode) and (
+            operation_name is None or (node.name and node.name.value == operation_name)
+        ):
+            fields = tuple(
+                s.name.value for s in node.selection_set.selections if hasattr(s, "name")
+            )
+            return (node.name.value if node.name else None), fields
+    return None, ()
+
+
+def _fault_response(fault: Fault) -> Response:
+    headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+    body = "Too Many Requests" if fault.status == 429 else "upstream error"
+    return Response(body, status_code=fault.status, headers=headers, media_type="text/plain")
+
+
+def _key(request: Request) -> str:
+    value = request.headers.get("authorization", "")
+    return value.removeprefix("Bearer ").strip() or request.query_params.get("api_key", "")
+
+
+def build_app(state: FakeRunpodState) -> Starlette:
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def call_hook(view: dict[str, Any]) -> None:
+        hook = state.on_endpoint_created
+        if hook is None:
+            return
+        result = (
+            await asyncio.to_thread(hook, view)
+            if not inspect.iscoroutinefunction(hook)
+            else hook(view)
+        )
+        if inspect.isawaitable(result):
+            await result
+
+    async def graphql_route(request: Request) -> Response:
+        await asyncio.sleep(state.latency_s)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return JSONResponse({"errors": [{"message": "Body is not a JSON object"}]}, 400)
+        query, variables = str(body.get("query") or ""), body.get("variables") or {}
+        operation, fields = _operation(query, body.get("operationName"))
+        auth = request.headers.get("authorization")
+        state.record(Call("graphql", "/graphql", operation, fields, variables, auth))
+        if _key(request) not in state.api_keys:
+            return JSONResponse({"errors": [{"message": "Unauthorized"}]}, status_code=401)
+        if fault := state.take_fault("graphql", fields, after=False):
+            return _fault_response(fault)
+        created: list[dict[str, Any]] = []
+        with state.lock:
+            result = graphql_sync(
+                SCHEMA,
+                query,
+                root_value=Resolvers(state, created),
+                variable_values=variables,
+                operation_name=body.get("operationName"),
+            )
+        for view in created:
+            spawn(call_hook(view))
+        if fault := state.take_fault("graphql", fields, after=True):
+            return _fault_response(fault)
+        answer: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            answer["errors"] = [e.formatted for e in result.errors]
+            if result.data is None:
+                del answer["data"]
+        return JSONResponse(answer)
+
+    async def run_job(job: FakeJob) -> None:
+        while not state.has_capacity(job.endpoint_id):  # no GPU: the job waits in the queue
+            if job.status != "IN_QUEUE" or job.endpoint_id not in state.endpoints:
+                return
+            await asyncio.sleep(0.02)
+        with state.lock:
+            if job.status != "IN_QUEUE":
+                return
+            job.status, job.started = "IN_PROGRESS", time.time()
+        try:
+            handler = state.job_handler
+            result = (
+                handler(job.input)
+                if inspect.iscoroutinefunction(handler)
+                else await asyncio.to_thread(handler, job.input)
+            )
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+        with state.lock:
+            job.finished = time.time()
+            if job.status == "IN_PROGRESS":
+                failed = isinstance(result, dict) and "error" in result
+                job.status = "FAILED" if failed else "COMPLETED"
+                job.error, job.output = (result["error"], None) if failed else (None, result)
+        job.done.set()
+
+    async def serverless_route(request: Request) -> Response:
+        await asyncio.sleep(state.latency_s)
+        endpoint_id, action = request.path_params["endpoint_id"], request.path_params["action"]
+        job_id = request.path_params.get("job_id")
+        auth = request.headers.get("authorization")
+        state.record(Call("serverless", request.url.path, authorization=auth))
+        if _key(request) not in state.api_keys:
+            return Response("Unauthorized", status_code=401)
+        if fault := state.take_fault("serverless", (), after=False):
+            return _fault_response(fault)
+        if _ROUTES.get((action, job_id is not None)) != request.method:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        if endpoint_id not in state.endpoints:
+            return JSONResponse({"error": "endpoint not found"}, status_code=404)
+        if action == "health":
+            return JSONResponse(state.health(endpoint_id))
+        if action in ("run", "runsync"):
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict) or "input" not in body:
+                return JSONResponse({"error": "input is required"}, status_code=400)
+            job = FakeJob(f"{new_id(8)}-{new_id(4)}-u1", endpoint_id, body["input"])
+            with state.lock:
+                state.jobs[job.id] = job
+            spawn(run_job(job))
+            if action == "run":
+                return JSONResponse({"id": job.id, "status": job.status})
+            wait_s = int(request.query_params.get("wait", "90000")) / 1000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(job.done.wait(), timeout=wait_s)
+            return JSONResponse(job.view())
+        job = state.jobs.get(job_id or "")
+        if job is None or job.endpoint_id != endpoint_id:
+            return JSONResponse({"error": "job not found"}, status_code=404)
+        if action == "cancel" and job.status in ("IN_QUEUE", "IN_PROGRESS"):
+            with state.lock:
+                job.status = "CANCELLED"
+            job.done.set()
+        return JSONResponse(job.view())
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql_route, methods=["POST"]),
+            Route("/v2/{endpoint_id}/{action:str}", serverless_route, methods=["GET", "POST"]),
+            Route(
+                "/v2/{endpoint_id}/{action:str}/{job_id}", serverless_route, methods=["GET", "POST"]
+            ),
+        ]
+    )
+
+
+class FakeRunpod:
+    def __init__(self, state: FakeRunpodState | None = None) -> None:
+        self.state = state or FakeRunpodState()
+        self.app = build_app(self.state)
+
+
+@dataclass(frozen=True)
+class RunningFakeRunpod:
+    url: str
+    state: FakeRunpodState
+    app: Starlette
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.url}/graphql"
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.url}/v2"
+
+
+@contextlib.contextmanager
+def run_fake_runpod(state: FakeRunpodState | None = None) -> Iterator[RunningFakeRunpod]:
+    """Serve a fake Runpod on 127.0.0.1 (a free port) from a background thread."""
+    fake = FakeRunpod(state)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(fake.app, log_level="warning", lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the fake Runpod server did not start")
+        time.sleep(0.01)
+    try:
+        yield RunningFakeRunpod(f"http://127.0.0.1:{port}", fake.state, fake.app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

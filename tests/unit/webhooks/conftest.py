@@ -1,0 +1,289 @@
+"""A real webhook receiver on 127.0.0.1 (uvicorn + Starlette in a thread) and fake resolvers.
+
+The receiver records every request and answers by path, so one server covers success,
+failures, throttling, redirects, slow and endless answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from tests.support.firestore_emulator import free_port
+from tests.support.receivers import serve_in_thread
+from visgate.webhooks.events import build_event
+from visgate.webhooks.signing import generate_secret
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    base_url: str = ""
+    port: int = 0
+    requests: list[Received] = field(default_factory=list)
+    flaky_failures_left: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    closing: threading.Event = field(default_factory=threading.Event)
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def paths(self) -> list[str]:
+        with self.lock:
+            return [r.path for r in self.requests]
+
+
+def _build_app(receiver: Receiver) -> Starlette:
+    async def record(request: Request) -> Received:
+        received = Received(request.url.path, dict(request.headers), await request.body())
+        with receiver.lock:
+            receiver.requests.append(received)
+        return received
+
+    async def ok(request: Request) -> Response:
+        await record(request)
+        return Response("thanks", status_code=200)
+
+    async def accepted(request: Request) -> Response:
+        await record(request)
+        return Response(status_code=204)
+
+    async def fail(request: Request) -> Response:
+        await record(request)
+        return Response("database is down", status_code=500)
+
+    async def flaky(request: Request) -> Response:
+        await record(request)
+        with receiver.lock:
+            failing = receiver.flaky_failures_left > 0
+            receiver.flaky_failures_left -= 1
+        return Response(status_code=500 if failing else 200)
+
+    async def throttled(request: Request) -> Response:
+        await record(request)
+        return Response("slow down", status_code=429, headers={"Retry-After": "120"})
+
+    async def unavailable(request: Request) -> Response:
+        await record(request)
+        return Response(status_code=503, headers={"Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"})
+
+    async def gone(request: Request) -> Response:
+        await record(request)
+        return Response("unsubscribed", status_code=410)
+
+    async def redirect(request: Request) -> Response:
+        await record(request)
+        return Response(status_code=307, headers={"Location": receiver.url("/redirect-target")})
+
+    async def to_metadata(request: Request) -> Response:
+        await record(request)
+        return Response(
+            status_code=302, headers={"Location": "http://169.254.169.254/computeMetadata/v1/"}
+        )
+
+    async def slow(request: Request) -> Response:
+        await record(request)
+        for _ in range(250):  # 5 s, unless the server is shutting down
+            if receiver.closing.is_set():
+                break
+            await asyncio.sleep(0.02)
+        return Response(status_code=200)
+
+    async def endless(request: Request) -> Response:
+        await record(request)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while True:
+                yield b"x" * 65536
+                await asyncio.sleep(0)
+
+        return StreamingResponse(chunks(), status_code=500)
+
+    async def latin1(request: Request) -> Response:
+        await record(request)
+        return Response(
+            "caf\xe9 ferm\xe9".encode("latin-1"),
+            status_code=400,
+            headers={"content-type": "text/plain; charset=latin-1"},
+        )
+
+    routes = {
+        "/ok": ok,
+        "/accepted": accepted,
+        "/fail": fail,
+        "/flaky": flaky,
+        "/throttled": throttled,
+        "/unavailable": unavailable,
+        "/gone": gone,
+        "/redirect": redirect,
+        "/redirect-target": ok,
+        "/to-metadata": to_metadata,
+        "/slow": slow,
+        "/endless": endless,
+        "/latin1": latin1,
+    }
+    return Starlette(routes=[Route(p, h, methods=["POST"]) for p, h in routes.items()])
+
+
+@pytest.fixture(scope="module")
+def receiver_server() -> Iterator[Receiver]:
+    receiver = Receiver()
+    with serve_in_thread(_build_app(receiver)) as base_url:
+        receiver.base_url = base_url
+        receiver.port = int(base_url.rsplit(":", 1)[1])
+        yield receiver
+        receiver.closing.set()
+
+
+@pytest.fixture
+def receiver(receiver_server: Receiver) -> Receiver:
+    with receiver_server.lock:
+        receiver_server.requests.clear()
+        receiver_server.flaky_failures_left = 0
+    return receiver_server
+
+
+def _self_signed_cert(directory: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for `name` only, so TLS succeeds only when we verify against that name."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@dataclass(frozen=True)
+class TlsReceiver:
+    receiver: Receiver
+    port: int
+    ca_file: Path  # trust this to verify the server's certificate for `hooks.test`
+
+
+@pytest.fixture(scope="module")
+def tls_receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsReceiver]:
+    cert, key = _self_signed_cert(tmp_path_factory.mktemp("tls"), "hooks.test")
+    receiver = Receiver()
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            _build_app(receiver),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            ssl_certfile=str(cert),
+            ssl_keyfile=str(key),
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield TlsReceiver(receiver, port, cert)
+    finally:
+        receiver.closing.set()
+        server.should_exit = True
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def secret() -> str:
+    return generate_secret()
+
+
+EVENT_TIME = 1_750_000_000.0
+
+
+def ready_event() -> tuple[str, bytes]:
+    """(webhook-id, body) of a `deployment.ready` event that happened at EVENT_TIME."""
+    return build_event(
+        "deployment.ready", {"deployment_id": "dep_1", "status": "ready"}, EVENT_TIME
+    )
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(trust_env=False) as c:
+        yield c
+
+
+class FakeDns:
+    """A resolver with a fixed zone; records the names it was asked for."""
+
+    def __init__(self, zone: dict[str, Sequence[str]]) -> None:
+        self.zone = zone
+        self.asked: list[tuple[str, int]] = []
+
+    async def __call__(self, host: str, port: int) -> Sequence[str]:
+        self.asked.append((host, port))
+        if host not in self.zone:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return self.zone[host]
+
+
+@pytest.fixture
+def fake_dns() -> FakeDns:
+    return FakeDns(
+        {
+            "hooks.example.com": ["93.184.216.34"],
+            "v6.example.com": ["2606:4700:4700::1111"],
+            "xn--bcher-kva.example": ["93.184.216.35"],
+            "internal.example.com": ["10.0.0.7"],
+            "mixed.example.com": ["93.184.216.34", "127.0.0.1"],
+            "loopback6.example.com": ["::1"],
+            "mapped.example.com": ["::ffff:127.0.0.1"],
+            "metadata-alias.example.com": ["169.254.169.254"],
+            "cgnat.example.com": ["100.64.12.1"],
+            "ula.example.com": ["fd00::5"],
+            "hooks.test": ["127.0.0.1"],
+            "impostor.test": ["127.0.0.1"],
+            "two-addresses.test": ["127.0.0.2", "127.0.0.1"],
+        }
+    )
