@@ -30,7 +30,14 @@ def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMap
 def configure_logging(level: str = "info", *, json: bool = True) -> None:
     numeric = getattr(logging, level.upper(), logging.INFO)
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=numeric, force=True)
-    for noisy in ("httpx", "httpcore", "gql.transport", "uvicorn.access"):
+    for noisy in (
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "gql.transport",
+        "uvicorn.access",
+        "huggingface_hub",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(

@@ -12,8 +12,6 @@ import asyncio
 import contextlib
 import time
 
-import httpx
-
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import (
     DeploymentNotFoundError,
@@ -25,6 +23,7 @@ from visgate.domain.records import DeliveryAttemptLog, WebhookDelivery
 from visgate.domain.status import Status
 from visgate.logging import get_logger
 from visgate.services import Services
+from visgate.webhooks.sender import new_delivery_client
 
 log = get_logger(__name__)
 
@@ -35,7 +34,7 @@ class DeliveryWorker:
         self.owner = owner
         self.concurrency = concurrency
         self.lease_seconds = 60.0
-        self._client = httpx.AsyncClient(follow_redirects=False)
+        self._client = new_delivery_client()
         self._secrets: dict[str, str] = {}
         self._running: set[asyncio.Task[None]] = set()
         self.wake = services.extras.setdefault("deliveries_wake", asyncio.Event())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from visgate.api.deps import ServicesDep
@@ -31,7 +31,7 @@ async def readiness(services: ServicesDep) -> JSONResponse:
     return JSONResponse({"status": "ready", "store": services.settings.store.value})
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request, services: ServicesDep) -> Response:
     gauge = request.app.state.deployments_gauge
     try:
