@@ -180,6 +180,11 @@ class FakeRunpodState:
         with self.lock:
             return [i for k, i, _ in self._created if k == kind]
 
+    def created_names(self, kind: str) -> list[str]:
+        """Names of every "endpoint" or "template" ever created, in order (with repeats)."""
+        with self.lock:
+            return [name for k, _, name in self._created if k == kind]
+
     def endpoint(self, name_or_id: str) -> dict[str, Any] | None:
         with self.lock:
             row = self._find(self.endpoints, name_or_id)

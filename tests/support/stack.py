@@ -236,6 +236,7 @@ def run_stack(
     """Fakes up, a key issued; start services with `stack.start()`."""
     worker = worker or FakeWorker()
     with run_fake_hub() as hub, run_fake_runpod() as runpod, webhook_receiver() as receiver:
+        runpod.state.worker_quota = 100_000  # a big account: quota is tested on its own
         runpod.state.on_endpoint_created = lambda view: worker.on_endpoint_created(
             {e["key"]: e["value"] for e in view["env"]}
         )

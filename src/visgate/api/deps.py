@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from visgate.api.ratelimit import RateLimiter
-from visgate.domain.errors import RateLimitedError, UnauthorizedError
+from visgate.domain.errors import DeploymentNotFoundError, RateLimitedError, UnauthorizedError
 from visgate.domain.records import ApiKey, hash_api_key
 from visgate.services import Services
 
 _AUTH_CACHE_TTL_S = 5.0
+# Wider than the ids we issue (`dep_` + 16 hex), narrower than what a store rejects: Firestore
+# refuses ids such as `..` or `__x__` (or over 1500 bytes) with an error that surfaced as a 500.
+_DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def require_deployment_id(deployment_id: str) -> str:
+    """An id no deployment can have answers 404 like any unknown id, without a store read."""
+    if not _DEPLOYMENT_ID.fullmatch(deployment_id) or (
+        deployment_id.startswith("__") and deployment_id.endswith("__")
+    ):
+        raise DeploymentNotFoundError(f"deployment {deployment_id[:64]} not found")
+    return deployment_id
 
 
 def get_services(request: Request) -> Services:

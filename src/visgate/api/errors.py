@@ -51,6 +51,9 @@ def error_response(
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     fields = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":  # its loc is a character offset, not a field
+            fields.append({"field": "body", "message": err.get("msg", "invalid JSON")})
+            continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
         fields.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid")})
     return fields

@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -109,8 +110,12 @@ class RequestContextMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-class BodyTooLarge(Exception):
-    """A chunked body grew past the cap after the request started."""
+class BodyTooLarge(HTTPException):
+    """A chunked body grew past the cap after the request started. An HTTPException so that
+    FastAPI's body parser re-raises it (it turns any other exception into a 400)."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "request body over the size limit")
 
 
 def metric_families(registry: Any) -> tuple[Counter, Histogram]:

@@ -117,11 +117,15 @@ class Reconciler:
         structlog.contextvars.bind_contextvars(deployment_id=dep.id, status=dep.status.value)
         token = dep.lease_token
         assert token is not None
-        heartbeat = asyncio.create_task(self._heartbeat(dep))
+        step_done = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(dep, step_done))
         try:
             result = await self._run_step(dep)
         finally:
-            heartbeat.cancel()
+            # Never cancel a lease write mid-transaction: an abandoned Firestore
+            # transaction keeps its document locked until the server times it out.
+            step_done.set()
+            await asyncio.shield(heartbeat)
         try:
             await self._apply(dep.id, dep.status, token, result)
         except (LeaseLostError, DeploymentNotFoundError):
@@ -177,10 +181,18 @@ class Reconciler:
             return
         raise StaleWriteError("record kept changing; the step will run again")
 
-    async def _heartbeat(self, dep: Deployment) -> None:
+    async def _heartbeat(self, dep: Deployment, step_done: asyncio.Event) -> None:
         interval = self.lease_seconds / 3
         while True:
-            await asyncio.sleep(interval)
-            if not await self.store.extend_lease(dep, self.lease_seconds):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(step_done.wait(), timeout=interval)
+            if step_done.is_set():
+                return
+            try:
+                extended = await self.store.extend_lease(dep, self.lease_seconds)
+            except TransientError as exc:
+                log.warning("lease_extension_failed", error=exc.message)
+                continue
+            if not extended:
                 log.warning("lease_extension_refused")
                 return

@@ -72,6 +72,33 @@ class FirestoreBackend:
 
         return await self._guard(run(self._client.transaction(max_attempts=self._attempts)))
 
+    async def _compare_and_set(
+        self, ref: Any, decide: Callable[[dict[str, Any] | None], tuple[dict[str, Any] | None, T]]
+    ) -> T:
+        """Read, decide, write only if nobody wrote in between (`last_update_time`
+        precondition). Optimistic: no document lock is held, so a slow or cancelled caller
+        never blocks the others, which transactions (pessimistic on Firestore) would."""
+        for _ in range(self._attempts):
+            snap = await self._guard(ref.get())
+            if not snap.exists:
+                fields, result = decide(None)
+                if fields is not None:
+                    raise StaleWriteError(f"{ref.id} no longer exists")
+                return result
+            fields, result = decide(snap.to_dict())
+            if fields is None:
+                return result
+            option = self._client.write_option(last_update_time=snap.update_time)
+            try:
+                await self._guard(ref.update(fields, option=option))
+            except gexc.FailedPrecondition:
+                await asyncio.sleep(random.uniform(0, 0.02))  # noqa: S311 (jitter)
+                continue  # written since we read it: decide again on the new state
+            return result
+        raise StoreUnavailableError(
+            f"firestore: {ref.id} kept changing under {self._attempts} tries"
+        )
+
     async def insert(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
         new = {**doc, "version": 1}
         try:
@@ -94,11 +121,9 @@ class FirestoreBackend:
     ) -> dict[str, Any]:
         ref = self._collection(kind).document(doc["id"])
 
-        async def op(tx: AsyncTransaction) -> dict[str, Any]:
-            snap = await ref.get(transaction=tx)
-            if not snap.exists:
+        def decide(current: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+            if current is None:
                 raise StaleWriteError(f"{kind} {doc['id']} no longer exists")
-            current = snap.to_dict()
             if lease_token is not None and current.get("lease_token") != lease_token:
                 raise LeaseLostError(f"lease on {kind} {doc['id']} was lost")
             if current.get("version") != expected_version:
@@ -107,10 +132,9 @@ class FirestoreBackend:
                 k: v for k, v in doc.items() if lease_token is not None or k not in LEASE_FIELDS
             }
             fields["version"] = expected_version + 1
-            tx.update(ref, fields)
-            return {**current, **fields}
+            return fields, {**current, **fields}
 
-        return await self._transaction(op)
+        return await self._compare_and_set(ref, decide)
 
     async def delete(self, kind: str, doc_id: str) -> None:
         await self._guard(self._collection(kind).document(doc_id).delete())
@@ -141,28 +165,25 @@ class FirestoreBackend:
         refs = [snap.reference for snap in candidates]
         random.shuffle(refs)  # claimants racing for the same rows collide less
 
-        async def claim_one(ref: Any) -> dict[str, Any] | None:
-            async def op(tx: AsyncTransaction) -> dict[str, Any] | None:
-                snap = await ref.get(transaction=tx)
-                if not snap.exists:
-                    return None
-                doc = snap.to_dict()
-                due, lease_end = doc.get("due_at"), doc.get("lease_expires_at")
-                if due is None or due > now or (lease_end is not None and lease_end > now):
-                    return None
-                fields = {
-                    "lease_owner": owner,
-                    "lease_token": f"{secrets.token_hex(8)}:{doc['id']}",
-                    "lease_expires_at": expires,
-                    "due_at": expires,
-                    "version": doc["version"] + 1,
-                }
-                tx.update(ref, fields)
-                return {**doc, **fields}
+        def decide(doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, Any]:
+            if doc is None:
+                return None, None
+            due, lease_end = doc.get("due_at"), doc.get("lease_expires_at")
+            if due is None or due > now or (lease_end is not None and lease_end > now):
+                return None, None
+            fields = {
+                "lease_owner": owner,
+                "lease_token": f"{secrets.token_hex(8)}:{doc['id']}",
+                "lease_expires_at": expires,
+                "due_at": expires,
+                "version": doc["version"] + 1,
+            }
+            return fields, {**doc, **fields}
 
+        async def claim_one(ref: Any) -> dict[str, Any] | None:
             try:
-                return await self._transaction(op)
-            except StoreUnavailableError:
+                return await self._compare_and_set(ref, decide)  # type: ignore[no-any-return]
+            except (StoreUnavailableError, StaleWriteError):
                 return None  # lost the race for this one; someone else has it
 
         claimed: list[dict[str, Any]] = []
@@ -177,18 +198,16 @@ class FirestoreBackend:
     ) -> bool:
         ref = self._collection(kind).document(doc_id)
 
-        async def op(tx: AsyncTransaction) -> bool:
-            snap = await ref.get(transaction=tx)
-            if not snap.exists or snap.get("lease_token") != lease_token:
-                return False
-            due = snap.get("due_at")
-            tx.update(
-                ref,
-                {"lease_expires_at": expires_at, "due_at": max(due or 0.0, expires_at)},
-            )
-            return True
+        def decide(doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
+            if doc is None or doc.get("lease_token") != lease_token:
+                return None, False
+            due = doc.get("due_at")
+            return {"lease_expires_at": expires_at, "due_at": max(due or 0.0, expires_at)}, True
 
-        return await self._transaction(op)
+        try:
+            return await self._compare_and_set(ref, decide)
+        except StaleWriteError:
+            return False
 
     async def increment(self, kind: str, doc_id: str, *, now: float, expires_at: float) -> int:
         ref = self._collection(kind).document(doc_id)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from visgate.api.deps import CurrentKey, ServicesDep
+from visgate.api.deps import CurrentKey, ServicesDep, require_deployment_id
 from visgate.api.idempotency import IdempotentCall
 from visgate.api.schemas import (
     ERROR_RESPONSES,
@@ -148,6 +148,7 @@ async def list_deployments(
 async def get_deployment(
     deployment_id: str, key: CurrentKey, services: ServicesDep
 ) -> dict[str, object]:
+    require_deployment_id(deployment_id)
     return (await services.store.get(deployment_id, tenant=key.tenant)).public()
 
 
@@ -156,6 +157,7 @@ async def delete_deployment(
     deployment_id: str, key: CurrentKey, services: ServicesDep, request: Request
 ) -> Response:
     """Start teardown; repeatable. The record reads `deleting`, then `deleted`."""
+    require_deployment_id(deployment_id)
     now = time.time()
 
     def begin_delete(dep: Deployment) -> bool:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from sse_starlette.sse import EventSourceResponse
 
-from visgate.api.deps import CurrentKey, ServicesDep
+from visgate.api.deps import CurrentKey, ServicesDep, require_deployment_id
 from visgate.api.schemas import ERROR_RESPONSES
 from visgate.domain.deployment import Deployment, iso
 from visgate.domain.errors import DeploymentNotFoundError, TransientError
@@ -46,6 +46,7 @@ async def deployment_events(
     request: Request,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> EventSourceResponse:
+    require_deployment_id(deployment_id)
     dep = await services.store.get(deployment_id, tenant=key.tenant)  # 404 before streaming
     try:
         sent = int(last_event_id) if last_event_id else 0

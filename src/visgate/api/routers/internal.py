@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from visgate.api.deps import ServicesDep
+from visgate.api.deps import ServicesDep, require_deployment_id
 from visgate.api.schemas import ERROR_RESPONSES, WorkerCallback
 from visgate.domain.errors import UnauthorizedError
 from visgate.orchestrator.callbacks import apply_worker_callback
@@ -29,6 +29,7 @@ async def worker_callback(
         deployment_id, token.strip()
     ):
         raise UnauthorizedError("invalid callback token for this deployment")
+    require_deployment_id(deployment_id)
     now = time.time()
     outcome: dict[str, Any] = {}
 

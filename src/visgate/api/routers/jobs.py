@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from visgate.api.deps import CurrentKey, ServicesDep
+from visgate.api.deps import CurrentKey, ServicesDep, require_deployment_id
 from visgate.api.schemas import ERROR_RESPONSES, JobRequest
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import DeploymentNotReadyError
@@ -24,6 +24,7 @@ _SERVING = (Status.ready, Status.webhook_failed)
 
 
 async def _ready(deployment_id: str, key: CurrentKey, services: Services) -> tuple[Deployment, str]:
+    require_deployment_id(deployment_id)
     dep = await services.store.get(deployment_id, tenant=key.tenant)
     if dep.status not in _SERVING or not dep.endpoint_id:
         raise DeploymentNotReadyError(

@@ -1,0 +1,100 @@
+"""Nothing lost, stuck, duplicated or leaked: SIGKILL the control plane mid-flight, and run
+several reconciler processes on one store (SQLite and the Firestore emulator)."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.firestore_emulator import FirestoreEmulator
+from tests.support.stack import SETTLED, Stack, run_stack
+
+pytestmark = pytest.mark.slow
+
+
+def _post_many(stack: Stack, client: httpx.Client, n: int, unknown_every: int = 0) -> list[str]:
+    ids = []
+    for i in range(n):
+        model = (
+            "nobody/missing-model"
+            if unknown_every and i % unknown_every == 0
+            else "stabilityai/sdxl-turbo"
+        )
+        ids.append(stack.deploy(client, model=model))
+    return ids
+
+
+def _assert_one_endpoint_per_live_deployment(stack: Stack, final: dict[str, dict]) -> None:
+    """Ready deployments hold exactly one endpoint; failed ones none; none was made twice."""
+    state = stack.runpod.state
+    made = Counter(state.created_names("endpoint"))
+    assert not {n: c for n, c in made.items() if c > 1}, "an endpoint was created twice"
+    live = Counter(row["name"] for row in state.endpoints.values())
+    for dep_id, dep in final.items():
+        expected = 1 if dep["status"] == "ready" else 0
+        assert live[f"visgate-{dep_id}"] == expected, (dep_id, dep["status"])
+    assert sum(live.values()) == sum(d["status"] == "ready" for d in final.values())
+
+
+def test_sigkill_three_times_loses_nothing_and_leaks_nothing(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    with run_stack(tmp_path, VISGATE_LEASE_SECONDS="2") as stack:
+        stack.runpod.state.latency_s = 0.02  # steps take long enough to be cut in half
+        service = stack.start()
+        with stack.client() as client:
+            ids = _post_many(stack, client, 100, unknown_every=10)
+            for _ in range(3):
+                time.sleep(rng.uniform(0.3, 1.5))
+                service.kill()
+                service = stack.start()
+            final = stack.wait_all(client, ids, SETTLED, timeout=180)
+        statuses = Counter(d["status"] for d in final.values())
+        assert set(statuses) <= {"ready", "failed"}, statuses
+        assert statuses["failed"] == 10, statuses  # exactly the unknown models
+        for dep in final.values():
+            if dep["status"] == "failed":
+                assert dep["error"]["type"] == "HuggingFaceModelNotFoundError", dep
+        _assert_one_endpoint_per_live_deployment(stack, final)
+
+        # Every ready deployment's webhook arrived, each under one stable webhook-id.
+        deadline = time.monotonic() + 30
+        ready = [i for i, d in final.items() if d["status"] == "ready"]
+        while time.monotonic() < deadline:
+            got = stack.receiver.by_event()
+            if all(f"{i}:deployment.ready" in got for i in ready):
+                break
+            time.sleep(0.2)
+        got = stack.receiver.by_event()
+        for dep_id in ready:
+            deliveries = got.get(f"{dep_id}:deployment.ready", [])
+            assert deliveries, f"no ready webhook for {dep_id}"
+            assert len({d.headers["webhook-id"] for d in deliveries}) == 1
+
+
+@pytest.mark.parametrize(
+    "store", ["sqlite", pytest.param("firestore", marks=pytest.mark.firestore)]
+)
+def test_two_reconciler_processes_never_create_an_endpoint_twice(
+    tmp_path: Path, store: str, request: pytest.FixtureRequest
+) -> None:
+    host = None
+    if store == "firestore":
+        emulator: FirestoreEmulator = request.getfixturevalue("firestore_emulator")
+        host = emulator.host
+    with run_stack(tmp_path, store=store, emulator_host=host) as stack:
+        stack.runpod.state.latency_s = 0.01
+        stack.start("serve")
+        stack.start("worker")
+        with stack.client() as client:
+            ids = _post_many(stack, client, 50)
+            final = stack.wait_all(client, ids, SETTLED, timeout=180)
+        assert Counter(d["status"] for d in final.values()) == {"ready": 50}
+        _assert_one_endpoint_per_live_deployment(stack, final)
+        # Both processes did work: the lease let them share, not duplicate.
+        worker_log = stack.services[1].log_text()
+        assert "status_changed" in worker_log
