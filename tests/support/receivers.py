@@ -97,6 +97,8 @@ class FakeWorker:
         self._lock = threading.Lock()
 
     def on_endpoint_created(self, env: dict[str, str]) -> None:
+        if "VISGATE_WEBHOOK" not in env:
+            return  # not made by the control plane (e.g. a test's orphan): nobody to call
         threading.Thread(target=self._run, args=(dict(env),), daemon=True).start()
 
     def _run(self, env: dict[str, str]) -> None:
