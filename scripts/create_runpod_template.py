@@ -6,86 +6,14 @@
 
 Prints `RUNPOD_TEMPLATE_ID=<id>` (ready for an .env file). Running it again updates the
 template of that name in place. `--dry-run` prints the GraphQL it would send (key
-redacted) and changes nothing. A thin wrapper over visgate.providers.runpod.bootstrap.
+redacted) and changes nothing. The same as `visgate template create` (visgate.cli_template).
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-from typing import Annotated
-
 import typer
 
-from visgate.domain.errors import VisgateError
-from visgate.providers.runpod.bootstrap import PlannedOperation, ensure_shared_template
-from visgate.providers.runpod.graphql_api import RunpodGraphQL
-
-DEFAULT_GRAPHQL_URL = "https://api.runpod.io/graphql"
-
-
-def _parse_env(pairs: list[str]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--env")
-        env[key] = value
-    return env
-
-
-def main(
-    image: Annotated[str, typer.Option(envvar="RUNPOD_TEMPLATE_IMAGE", help="The worker image.")],
-    name: Annotated[str, typer.Option(help="Template name (unique per account).")] = (
-        "visgate-worker"
-    ),
-    env: Annotated[
-        list[str] | None, typer.Option("--env", help="KEY=VALUE for the worker; repeatable.")
-    ] = None,
-    container_disk_gb: Annotated[int, typer.Option(help="Container disk in GB.")] = 40,
-    graphql_url: Annotated[
-        str, typer.Option(envvar="RUNPOD_GRAPHQL_URL", help="Runpod GraphQL URL.")
-    ] = DEFAULT_GRAPHQL_URL,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the GraphQL it would send; change nothing.")
-    ] = False,
-) -> None:
-    """Create or update the shared Runpod worker template; print RUNPOD_TEMPLATE_ID."""
-    api_key = os.environ.get("RUNPOD_API_KEY", "")
-    if not api_key and not dry_run:
-        typer.echo("RUNPOD_API_KEY is not set", err=True)
-        raise typer.Exit(2)
-    worker_env = _parse_env(env or [])
-
-    async def run() -> tuple[str | None, list[PlannedOperation]]:
-        client = RunpodGraphQL(graphql_url)
-        try:
-            return await ensure_shared_template(
-                client,
-                name=name,
-                image=image,
-                env=worker_env,
-                container_disk_gb=container_disk_gb,
-                api_key=api_key,
-                dry_run=dry_run,
-            )
-        finally:
-            await client.aclose()
-
-    try:
-        template_id, planned = asyncio.run(run())
-    except VisgateError as exc:
-        typer.echo(f"{exc.type}: {exc.message}", err=True)
-        raise typer.Exit(1) from None
-    if dry_run:
-        typer.echo(f"# POST {graphql_url}")
-        for operation in planned:
-            typer.echo(operation.render())
-        verb = f"update template {template_id}" if template_id else "create a new template"
-        typer.echo(f"# dry run: would {verb} named {name!r}; nothing was changed")
-        return
-    typer.echo(f"RUNPOD_TEMPLATE_ID={template_id}")
-
+from visgate.cli_template import create
 
 if __name__ == "__main__":
-    typer.run(main)
+    typer.run(create)

@@ -204,8 +204,10 @@ def main() -> None:  # pragma: no cover
 
 def _register_client_commands() -> None:
     from visgate.cli_client import register
+    from visgate.cli_template import register as register_template
 
     register(app)
+    register_template(app, template_app)
 
 
 _register_client_commands()

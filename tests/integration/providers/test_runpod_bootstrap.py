@@ -108,3 +108,30 @@ def test_script_with_a_bad_key_fails_with_a_clear_line(fake: RunningFakeRunpod) 
     assert result.returncode == 1
     assert result.stderr.startswith("RunpodAuthError:")
     assert "rp_not_valid" not in result.stderr
+
+
+def _visgate(fake: RunningFakeRunpod, *args: str, key: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RUNPOD_API_KEY": key, "RUNPOD_GRAPHQL_URL": fake.graphql_url}
+    return subprocess.run(
+        [sys.executable, "-m", "visgate", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_template_create_matches_the_script(fake: RunningFakeRunpod, api_key: str) -> None:
+    result = _visgate(fake, "template", "create", "--image", "img:3", key=api_key)
+
+    assert result.returncode == 0, result.stderr
+    template = fake.state.template("visgate-worker")
+    assert result.stdout.strip() == f"RUNPOD_TEMPLATE_ID={template['id']}"
+    assert template["imageName"] == "img:3"
+
+
+def test_cli_lists_the_account_gpu_types(fake: RunningFakeRunpod, api_key: str) -> None:
+    result = _visgate(fake, "runpod-gpus", key=api_key)
+
+    assert result.returncode == 0, result.stderr
+    assert "NVIDIA H100 80GB HBM3" in result.stdout

@@ -1,0 +1,116 @@
+"""Operator commands that talk to Runpod directly: `visgate template create` (the shared
+worker template, also `scripts/create_runpod_template.py`) and `visgate runpod-gpus`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from visgate.domain.errors import VisgateError
+from visgate.providers.runpod.bootstrap import (
+    PlannedOperation,
+    ensure_shared_template,
+    list_gpu_types,
+)
+from visgate.providers.runpod.graphql_api import RunpodGraphQL
+
+DEFAULT_GRAPHQL_URL = "https://api.runpod.io/graphql"
+GraphqlUrl = Annotated[str, typer.Option(envvar="RUNPOD_GRAPHQL_URL", help="Runpod GraphQL URL.")]
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--env")
+        env[key] = value
+    return env
+
+
+def _api_key(required: bool = True) -> str:
+    api_key = os.environ.get("RUNPOD_API_KEY", "")
+    if not api_key and required:
+        typer.echo("RUNPOD_API_KEY is not set", err=True)
+        raise typer.Exit(2)
+    return api_key
+
+
+def create(
+    image: Annotated[str, typer.Option(envvar="RUNPOD_TEMPLATE_IMAGE", help="The worker image.")],
+    name: Annotated[str, typer.Option(help="Template name (unique per account).")] = (
+        "visgate-worker"
+    ),
+    env: Annotated[
+        list[str] | None, typer.Option("--env", help="KEY=VALUE for the worker; repeatable.")
+    ] = None,
+    container_disk_gb: Annotated[int, typer.Option(help="Container disk in GB.")] = 40,
+    graphql_url: GraphqlUrl = DEFAULT_GRAPHQL_URL,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the GraphQL it would send; change nothing.")
+    ] = False,
+) -> None:
+    """Create or update the shared Runpod worker template; print RUNPOD_TEMPLATE_ID."""
+    api_key = _api_key(required=not dry_run)
+    worker_env = _parse_env(env or [])
+
+    async def run() -> tuple[str | None, list[PlannedOperation]]:
+        client = RunpodGraphQL(graphql_url)
+        try:
+            return await ensure_shared_template(
+                client,
+                name=name,
+                image=image,
+                env=worker_env,
+                container_disk_gb=container_disk_gb,
+                api_key=api_key,
+                dry_run=dry_run,
+            )
+        finally:
+            await client.aclose()
+
+    try:
+        template_id, planned = asyncio.run(run())
+    except VisgateError as exc:
+        typer.echo(f"{exc.type}: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    if dry_run:
+        typer.echo(f"# POST {graphql_url}")
+        for operation in planned:
+            typer.echo(operation.render())
+        verb = f"update template {template_id}" if template_id else "create a new template"
+        typer.echo(f"# dry run: would {verb} named {name!r}; nothing was changed")
+        return
+    typer.echo(f"RUNPOD_TEMPLATE_ID={template_id}")
+
+
+def runpod_gpus(graphql_url: GraphqlUrl = DEFAULT_GRAPHQL_URL) -> None:
+    """The GPU types your Runpod account sees, smallest memory first."""
+    api_key = _api_key()
+
+    async def run() -> list[object]:
+        client = RunpodGraphQL(graphql_url)
+        try:
+            return list(await list_gpu_types(client, api_key=api_key))
+        finally:
+            await client.aclose()
+
+    try:
+        types = asyncio.run(run())
+    except VisgateError as exc:
+        typer.echo(f"{exc.type}: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    table = Table("id", "name", "memory GB")
+    for gpu in types:
+        table.add_row(gpu.id, gpu.display_name, f"{gpu.memory_gb:g}")  # type: ignore[attr-defined]
+    Console().print(table)
+
+
+def register(app: typer.Typer, template_app: typer.Typer) -> None:
+    template_app.command("create")(create)
+    app.command("runpod-gpus")(runpod_gpus)
