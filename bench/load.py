@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -162,7 +163,12 @@ def main() -> None:
         finally:
             if service is not None:
                 service.terminate()
-                service.wait(timeout=10)
+                try:
+                    service.wait(timeout=10)
+                except subprocess.TimeoutExpired:  # stuck requests can hold shutdown open
+                    print("server ignored SIGTERM for 10 s; killed")
+                    service.kill()
+                    service.wait(timeout=10)
             if emulator is not None:
                 emulator.stop()
 

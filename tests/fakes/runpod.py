@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import socket
 import threading
@@ -33,7 +34,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from graphql import GraphQLError, OperationDefinitionNode, graphql_sync, parse
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    execute_sync,
+    graphql_sync,
+    parse,
+    validate,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -70,6 +79,17 @@ _ROUTES = {
 }
 
 
+@functools.lru_cache(maxsize=256)
+def _valid_document(query: str) -> DocumentNode | None:
+    """Parse and validate a query once: clients send the same few documents all the time."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return None
+    return None if validate(SCHEMA, document) else document
+
+
+@functools.lru_cache(maxsize=256)
 def _operation(query: str, operation_name: str | None) -> tuple[str | None, tuple[str, ...]]:
     try:
         document = parse(query)
@@ -135,13 +155,17 @@ def build_app(state: FakeRunpodState) -> Starlette:
             return _fault_response(fault)
         created: list[dict[str, Any]] = []
         with state.lock:
-            result = graphql_sync(
-                SCHEMA,
-                query,
-                root_value=Resolvers(state, created),
-                variable_values=variables,
-                operation_name=body.get("operationName"),
-            )
+            document = _valid_document(query)
+            if document is None:  # let graphql-core word the error exactly
+                result = graphql_sync(SCHEMA, query, variable_values=variables)
+            else:
+                result = execute_sync(
+                    SCHEMA,
+                    document,
+                    root_value=Resolvers(state, created),
+                    variable_values=variables,
+                    operation_name=body.get("operationName"),
+                )
         for view in created:
             spawn(call_hook(view))
         if fault := state.take_fault("graphql", fields, after=True):

@@ -94,7 +94,11 @@ class FakeWorker:
         self.report = report
         self.retry_for = retry_for
         self.reported: set[str] = set()
+        self.ready_at: dict[str, float] = {}  # deployment id -> when `ready` was accepted
         self._lock = threading.Lock()
+        # One client for every thread: building one (and its TLS context) per endpoint
+        # costs more CPU than the control plane spends on the deployment.
+        self._client = httpx.Client(timeout=5, limits=httpx.Limits(max_connections=64))
 
     def on_endpoint_created(self, env: dict[str, str]) -> None:
         if "VISGATE_WEBHOOK" not in env:
@@ -120,14 +124,15 @@ class FakeWorker:
         else:
             return  # "silent": never calls back
         deadline = time.monotonic() + self.retry_for
-        with httpx.Client(timeout=5) as client:
-            for body in bodies:
-                while time.monotonic() < deadline:
-                    try:
-                        if client.post(url, json=body, headers=headers).status_code < 500:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    time.sleep(0.2)
+        dep_id = url.rsplit("/", 1)[-1]
+        for body in bodies:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    if self._client.post(url, json=body, headers=headers).status_code < 500:
+                        break
+                time.sleep(0.2)
+            if body["status"] == "ready":
+                with self._lock:
+                    self.ready_at[dep_id] = time.time()
         with self._lock:
-            self.reported.add(url.rsplit("/", 1)[-1])
+            self.reported.add(dep_id)

@@ -1,0 +1,126 @@
+"""1,000 deployments from POST to webhook delivered, against the fake hub, fake Runpod and
+fake workers, through one `visgate serve` on SQLite (or `--store firestore` with
+FIRESTORE_EMULATOR_HOST set). Prints total time, POST → webhook latency, ready callback →
+webhook received latency, and the control plane's peak RSS.
+
+    .venv/bin/python bench/orchestration.py [--count 1000] [--concurrency 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.fakes.runpod_state import API_KEY
+from tests.support.receivers import FakeWorker
+from tests.support.stack import Stack, run_stack
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def post_all(stack: Stack, count: int, concurrency: int) -> dict[str, float]:
+    posted: dict[str, float] = {}
+    todo = iter(range(count))
+    headers = {"Authorization": f"Bearer {stack.key['api_key']}"}
+    body = {
+        "hf_model_id": "stabilityai/sdxl-turbo",
+        "user_webhook_url": stack.receiver.url,
+        "user_runpod_key": API_KEY,
+    }
+    async with httpx.AsyncClient(base_url=stack.url, headers=headers, timeout=60) as client:
+
+        async def worker() -> None:
+            for _ in todo:
+                at = time.time()
+                resp = await client.post("/v1/deployments", json=body)
+                resp.raise_for_status()
+                posted[resp.json()["deployment_id"]] = at
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return posted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--store", choices=["sqlite", "firestore"], default="sqlite")
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        run_stack(
+            Path(tmp),
+            store=args.store,
+            emulator_host=os.environ.get("FIRESTORE_EMULATOR_HOST"),
+            worker=FakeWorker(delay=0.0),
+            LOG_LEVEL="warning",
+            VISGATE_HEALTH_POLL_SECONDS="5",
+            VISGATE_LEASE_SECONDS="30",
+        ) as stack,
+    ):
+        service = stack.start()
+        started = time.time()
+        posted = asyncio.run(post_all(stack, args.count, args.concurrency))
+        post_done = time.time()
+        deadline = time.monotonic() + args.timeout
+        received: dict[str, float] = {}
+        while time.monotonic() < deadline and len(received) < len(posted):
+            for key, deliveries in stack.receiver.by_event().items():
+                dep_id, event = key.split(":")
+                if event == "deployment.ready" and dep_id not in received:
+                    received[dep_id] = deliveries[0].at
+            time.sleep(0.2)
+        total = max(received.values(), default=time.time()) - started
+        e2e = [received[d] - posted[d] for d in received]
+        hook = [
+            received[d] - stack.worker.ready_at[d] for d in received if d in stack.worker.ready_at
+        ]
+        print(f"store={args.store} deployments={len(posted)} webhooks received={len(received)}")
+        print(
+            f"POSTs done in {post_done - started:.2f} s ({len(posted) / (post_done - started):.0f}/s)"
+        )
+        print(f"total POST of first -> last webhook: {total:.2f} s (target < 60 s)")
+        print(
+            f"per deployment POST -> webhook: p50={pct(e2e, 0.5):.2f} s p99={pct(e2e, 0.99):.2f} s"
+        )
+        print(
+            f"ready callback -> webhook received: p50={pct(hook, 0.5) * 1000:.1f} ms"
+            f" p99={pct(hook, 0.99) * 1000:.1f} ms (target p99 < 50 ms)"
+        )
+        print(f"control plane peak RSS: {peak_rss_mb(service.proc.pid):.0f} MB")
+        print(
+            f"CPU seconds: control plane {cpu_seconds(service.proc.pid):.1f},"
+            f" fakes + bench driver {time.process_time():.1f}"
+        )
+        endpoints = stack.runpod.state.created_names("endpoint")
+        print(f"endpoints created: {len(endpoints)} (unique {len(set(endpoints))})")
+
+
+if __name__ == "__main__":
+    main()
