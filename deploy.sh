@@ -287,7 +287,7 @@ ensure_operator_secrets() {
   step "Operator secrets"
   local value
   if exists gcloud secrets describe "$WEBHOOK_SECRET" --project="$PROJECT"; then
-    echo "secret $WEBHOOK_SECRET exists (rotate: see docs/google-cloud.md)"
+    echo "secret $WEBHOOK_SECRET exists (rotate: see README.md, 'Rotating keys and secrets')"
   elif ((DRY_RUN)); then
     create_secret_from_stdin "$WEBHOOK_SECRET" "openssl rand -hex 32" </dev/null
   else
@@ -297,7 +297,7 @@ ensure_operator_secrets() {
     printf '%s' "$value" | create_secret_from_stdin "$WEBHOOK_SECRET" "openssl rand -hex 32"
   fi
   if exists gcloud secrets describe "$RUNPOD_SECRET" --project="$PROJECT"; then
-    echo "secret $RUNPOD_SECRET exists (rotate: see docs/google-cloud.md)"
+    echo "secret $RUNPOD_SECRET exists (rotate: see README.md, 'Rotating keys and secrets')"
   else
     printf '%s' "${RUNPOD_API_KEY:?}" | create_secret_from_stdin "$RUNPOD_SECRET" "the RUNPOD_API_KEY env var"
   fi
@@ -350,7 +350,7 @@ report() {
   echo "URL: $url"
   run curl -fsS --retry 10 --retry-delay 3 --retry-all-errors --max-time 10 "${url}/health"
   printf '\n'
-  echo "Next: issue an API key (docs/google-cloud.md, 'First API key')."
+  echo "Next: issue an API key (README.md, 'First API key')."
 }
 
 main() {

@@ -9,6 +9,7 @@ and the client retries them (`max_attempts`). Composite indexes the queries need
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import secrets
 from collections.abc import Awaitable, Callable
@@ -210,19 +211,22 @@ class FirestoreBackend:
             return False
 
     async def increment(self, kind: str, doc_id: str, *, now: float, expires_at: float) -> int:
+        """Atomic server-side increment, then a read: no transaction, so a burst of requests
+        on one key never queues on a document lock. Under concurrency the read may include
+        increments that landed after ours: the count errs high (refuses early), never low."""
         ref = self._collection(kind).document(doc_id)
-
-        async def op(tx: AsyncTransaction) -> int:
-            snap = await ref.get(transaction=tx)
-            doc = snap.to_dict() if snap.exists else None
-            if doc is None or doc.get("expires_at", 0) <= now:
-                tx.set(ref, {"id": doc_id, "version": 1, "expires_at": expires_at})
-                return 1
-            count = int(doc["version"]) + 1
-            tx.update(ref, {"version": count})
-            return count
-
-        return await self._transaction(op)
+        snap = await self._guard(ref.get())
+        if snap.exists and (snap.get("expires_at") or 0) <= now:
+            with contextlib.suppress(gexc.NotFound):  # another request reset it first
+                await self._guard(ref.delete(option=self._client.write_option(exists=True)))
+        await self._guard(
+            ref.set(
+                {"id": doc_id, "expires_at": expires_at, "version": firestore.Increment(1)},
+                merge=True,
+            )
+        )
+        after = await self._guard(ref.get())
+        return int(after.get("version"))
 
     async def count_by_status(self, kind: str) -> dict[str, int]:
         async def count(status: Status) -> tuple[str, int]:
