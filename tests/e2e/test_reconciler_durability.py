@@ -86,15 +86,19 @@ def test_two_reconciler_processes_never_create_an_endpoint_twice(
     if store == "firestore":
         emulator: FirestoreEmulator = request.getfixturevalue("firestore_emulator")
         host = emulator.host
-    with run_stack(tmp_path, store=store, emulator_host=host) as stack:
+    with run_stack(
+        tmp_path, store=store, emulator_host=host, VISGATE_RECONCILER_CONCURRENCY="8"
+    ) as stack:
         stack.runpod.state.latency_s = 0.01
         stack.start("serve")
-        stack.start("worker")
+        worker = stack.start("worker")
+        deadline = time.monotonic() + 30
+        while "background_started" not in worker.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)  # both loops are up before work arrives: they must share it
         with stack.client() as client:
             ids = _post_many(stack, client, 50)
             final = stack.wait_all(client, ids, SETTLED, timeout=180)
         assert Counter(d["status"] for d in final.values()) == {"ready": 50}
         _assert_one_endpoint_per_live_deployment(stack, final)
         # Both processes did work: the lease let them share, not duplicate.
-        worker_log = stack.services[1].log_text()
-        assert "status_changed" in worker_log
+        assert "status_changed" in worker.log_text()
