@@ -38,17 +38,7 @@ def test_three_instances_60_deployments_one_killed_midway(
         made = Counter(state.created_names("endpoint"))
         assert len(made) == 60 and max(made.values()) == 1, "an endpoint was created twice"
 
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            got = stack.receiver.by_event()
-            if all(f"{i}:deployment.ready" in got for i in ids):
-                break
-            time.sleep(0.2)
-        got = stack.receiver.by_event()
-        for dep_id in ids:
-            deliveries = got.get(f"{dep_id}:deployment.ready", [])
-            assert deliveries, dep_id
-            assert len({d.headers["webhook-id"] for d in deliveries}) == 1
+        stack.assert_ready_webhooks(ids)
         for client in clients:
             client.close()
 

@@ -62,18 +62,7 @@ def test_sigkill_three_times_loses_nothing_and_leaks_nothing(tmp_path: Path) -> 
         _assert_one_endpoint_per_live_deployment(stack, final)
 
         # Every ready deployment's webhook arrived, each under one stable webhook-id.
-        deadline = time.monotonic() + 30
-        ready = [i for i, d in final.items() if d["status"] == "ready"]
-        while time.monotonic() < deadline:
-            got = stack.receiver.by_event()
-            if all(f"{i}:deployment.ready" in got for i in ready):
-                break
-            time.sleep(0.2)
-        got = stack.receiver.by_event()
-        for dep_id in ready:
-            deliveries = got.get(f"{dep_id}:deployment.ready", [])
-            assert deliveries, f"no ready webhook for {dep_id}"
-            assert len({d.headers["webhook-id"] for d in deliveries}) == 1
+        stack.assert_ready_webhooks([i for i, d in final.items() if d["status"] == "ready"])
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,13 +18,6 @@ from tests.support.stack import Stack, run_stack
 from visgate.webhooks import verify_webhook
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    with run_stack(tmp_path) as s:
-        s.start()
-        yield s
 
 
 def test_deployment_goes_ready_then_webhook_is_signed_then_delete_tears_down(
@@ -69,14 +63,9 @@ def test_deployment_goes_ready_then_webhook_is_signed_then_delete_tears_down(
         _wait_delivery(stack, dep_id, "deployment.deleted")
 
 
-def _wait_delivery(stack: Stack, dep_id: str, event: str, timeout: float = 20) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = stack.receiver.by_event().get(f"{dep_id}:{event}")
-        if got:
-            return got[-1]
-        time.sleep(0.05)
-    raise AssertionError(f"no {event} webhook for {dep_id}: {stack.receiver.by_event().keys()}")
+def _wait_delivery(stack: Stack, dep_id: str, event: str, timeout: float = 20) -> Any:
+    _eventually(lambda: f"{dep_id}:{event}" in stack.receiver.by_event(), timeout)
+    return stack.receiver.by_event()[f"{dep_id}:{event}"][-1]
 
 
 def test_missing_model_fails_with_its_error_and_creates_nothing(stack: Stack) -> None:
@@ -86,7 +75,7 @@ def test_missing_model_fails_with_its_error_and_creates_nothing(stack: Stack) ->
         assert failed["status"] == "failed"
         assert failed["error"]["type"] == "HuggingFaceModelNotFoundError"
         assert stack.runpod.state.creations("endpoint") == []
-        payload = json.loads(_wait_delivery(stack, dep_id, "deployment.failed").body)  # type: ignore[attr-defined]
+        payload = json.loads(_wait_delivery(stack, dep_id, "deployment.failed").body)
         assert payload["data"]["error"]["type"] == "HuggingFaceModelNotFoundError"
 
 
@@ -116,7 +105,7 @@ def test_webhook_500_then_200_is_retried_until_delivered(stack: Stack) -> None:
         delivery = attempts[-1]
         # Same webhook-id on every try, so receivers can deduplicate.
         assert len({a.headers["webhook-id"] for a in attempts}) == 1
-        verify_webhook(stack.key["webhook_secret"], delivery.headers, delivery.body)  # type: ignore[attr-defined]
+        verify_webhook(stack.key["webhook_secret"], delivery.headers, delivery.body)
         logs = client.get(f"/v1/deployments/{dep_id}").json()["logs"]
         text = json.dumps(logs)
         assert "try 1 failed" in text and "delivered (try 3)" in text
@@ -186,10 +175,10 @@ def test_delete_during_creation_does_not_leak_the_endpoint(stack: Stack) -> None
     assert API_KEY  # the operator key was used for nothing else
 
 
-def _eventually(check: object, timeout: float = 20) -> None:
+def _eventually(check: Callable[[], object], timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
+        if check():
             return
         time.sleep(0.1)
     raise AssertionError("condition never held")

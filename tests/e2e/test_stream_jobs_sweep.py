@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,18 +13,11 @@ import pytest
 from httpx_sse import connect_sse
 
 from tests.fakes.runpod_state import API_KEY
-from tests.support.stack import Stack, run_stack
+from tests.support.stack import Stack
 from visgate.providers.base import EndpointSpec
 from visgate.providers.runpod import RunpodProvider
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    with run_stack(tmp_path) as s:
-        s.start()
-        yield s
 
 
 def _events(client: httpx.Client, dep_id: str, last_id: str | None = None) -> list[Any]:

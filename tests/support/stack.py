@@ -176,6 +176,20 @@ class Stack:
             )
         return done
 
+    def assert_ready_webhooks(self, ids: list[str], timeout: float = 30) -> None:
+        """Every deployment's `deployment.ready` webhook arrived, under one stable id."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.receiver.by_event()
+            if all(f"{i}:deployment.ready" in got for i in ids):
+                break
+            time.sleep(0.2)
+        got = self.receiver.by_event()
+        for dep_id in ids:
+            deliveries = got.get(f"{dep_id}:deployment.ready", [])
+            assert deliveries, f"no ready webhook for {dep_id}"
+            assert len({d.headers["webhook-id"] for d in deliveries}) == 1, dep_id
+
     def stop_all(self) -> None:
         for service in self.services:
             service.stop()
