@@ -13,42 +13,60 @@ import sys
 import tempfile
 from pathlib import Path
 
-import httpx
+import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import VISGATE, base_env, drive, free_port, issue_key, start, wait_http
 
 
 async def measure(url: str, bare_url: str, key: str, count: int, concurrency: int) -> None:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(base_url=url, limits=limits, headers=headers) as client:
+    timeout = aiohttp.ClientTimeout(total=30)
+
+    async def status(resp: aiohttp.ClientResponse) -> int:
+        await resp.read()
+        return resp.status
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(
+        url, connector=connector, headers=headers, timeout=timeout
+    ) as client:
         for _ in range(200):  # warm-up
-            await client.get("/health")
+            await status(await client.get("/health"))
         ids: list[str] = []
 
-        async def post(i: int) -> httpx.Response:
-            resp = await client.post("/v1/deployments", json={"hf_model_id": f"org/model-{i % 50}"})
-            if resp.status_code == 202:
-                ids.append(resp.json()["deployment_id"])
-            return resp
+        async def post(i: int) -> int:
+            async with client.post(
+                "/v1/deployments", json={"hf_model_id": f"org/model-{i % 50}"}
+            ) as resp:
+                if resp.status == 202:
+                    ids.append((await resp.json())["deployment_id"])
+                return await status(resp)
+
+        async def get(path: str) -> int:
+            async with client.get(path) as resp:
+                return await status(resp)
 
         results = [
-            await drive("GET /health", count, concurrency, lambda i: client.get("/health")),
+            await drive("GET /health", count, concurrency, lambda i: get("/health")),
             await drive("POST /v1/deployments", count, concurrency, post),
             await drive(
                 "GET /v1/deployments/{id}",
                 count,
                 concurrency,
-                lambda i: client.get(f"/v1/deployments/{ids[i % len(ids)]}"),
+                lambda i: get(f"/v1/deployments/{ids[i % len(ids)]}"),
             ),
         ]
-    async with httpx.AsyncClient(base_url=bare_url, limits=limits) as bare:
-        for _ in range(200):
-            await bare.get("/")
-        results.append(
-            await drive("bare uvicorn GET / -> {}", count, concurrency, lambda i: bare.get("/"))
-        )
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(bare_url, connector=connector, timeout=timeout) as bare:
+
+        async def bare_get(i: int) -> int:
+            async with bare.get("/") as resp:
+                return await status(resp)
+
+        for i in range(200):
+            await bare_get(i)
+        results.append(await drive("bare uvicorn GET / -> {}", count, concurrency, bare_get))
     print(f"concurrency={concurrency} count={count} per route")
     for figures in results:
         print(figures.line())

@@ -5,9 +5,16 @@ The service runs with PROVIDER=local and the reconciler OFF (VISGATE_RECONCILER=
 measures the API and its store under load; with the reconciler on, every POST would start a
 local worker process. The per-key rate limit is lifted so it does not cap the figures.
 
+Two ways to load it. By default each client sends its next request the moment the last
+one answers (a closed loop with no think time): that finds the service's capacity, and the
+latency it prints is mostly queueing (Little's law: clients / throughput). With `--rate R`
+each client thinks a random (exponential) while between requests, R requests/s on average,
+as dashboards and scripts do: that shows the latency a user sees at a given offered load.
+
 Prints throughput, p50/p99/p999 per route, error counts, and the server's RSS sampled every
 second (start, peak, end; growth under steady load would be a leak).
-Run: .venv/bin/python bench/load.py [--clients 200] [--duration 60] [--backend firestore]
+Run: .venv/bin/python bench/load.py [--clients 200] [--duration 60] [--rate 2]
+     [--backend firestore]
 """
 
 from __future__ import annotations
@@ -61,7 +68,9 @@ def rss_mb(pid: int) -> float:
         return kb / 1024
 
 
-async def run_load(url: str, key: str, clients: int, duration: float, pid: int) -> None:
+async def run_load(
+    url: str, key: str, clients: int, duration: float, pid: int, rate: float
+) -> None:
     # aiohttp, not httpx, drives the load: at 200 clients httpx spends ~3x the CPU per
     # request, and on 2 cores the driver, not the service, became the bottleneck.
     headers = {"Authorization": f"Bearer {key}"}
@@ -108,6 +117,8 @@ async def run_load(url: str, key: str, clients: int, duration: float, pid: int) 
         async def user(seed: int) -> None:
             rng = random.Random(seed)
             while time.perf_counter() < deadline:
+                if rate > 0:
+                    await asyncio.sleep(rng.expovariate(rate))
                 name = rng.choices(names, weights)[0]
                 t0 = time.perf_counter()
                 try:
@@ -131,7 +142,8 @@ async def run_load(url: str, key: str, clients: int, duration: float, pid: int) 
     server_cpu = (cpu_seconds(pid) - cpu_start) / elapsed * 100
     total_ok = sum(len(v) for v in latencies.values())
     total_err = sum(errors.values())
-    print(f"clients={clients} duration={elapsed:.1f}s deployments_created={len(ids)}")
+    pacing = f"{rate:g} req/s each (think time)" if rate > 0 else "closed loop, no think time"
+    print(f"clients={clients} {pacing} duration={elapsed:.1f}s deployments_created={len(ids)}")
     print(f"throughput {total_ok / elapsed:.0f} req/s ok, errors={total_err} {dict(error_kinds)}")
     print(f"server CPU {server_cpu:.0f}% of one core (100% = the service is the bottleneck)")
     for name in names:
@@ -150,6 +162,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="requests/s per client; 0: closed loop"
+    )
     parser.add_argument("--backend", choices=("sqlite", "firestore"), default="sqlite")
     args = parser.parse_args()
     emulator = None
@@ -178,7 +193,14 @@ def main() -> None:
             wait_http(f"http://127.0.0.1:{port}/health")
             print(f"backend={args.backend} (reconciler off, PROVIDER=local) pid={service.pid}")
             asyncio.run(
-                run_load(f"http://127.0.0.1:{port}", key, args.clients, args.duration, service.pid)
+                run_load(
+                    f"http://127.0.0.1:{port}",
+                    key,
+                    args.clients,
+                    args.duration,
+                    service.pid,
+                    args.rate,
+                )
             )
         finally:
             if service is not None:

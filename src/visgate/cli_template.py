@@ -1,5 +1,5 @@
 """Operator commands that talk to Runpod directly: `visgate template create` (the shared
-worker template, also `scripts/create_runpod_template.py`) and `visgate runpod-gpus`."""
+worker template, also `scripts/create_runpod_template.py`) and `visgate gpus`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from visgate.domain.errors import VisgateError
+from visgate.providers.base import GpuType
 from visgate.providers.runpod.bootstrap import (
     PlannedOperation,
     ensure_shared_template,
@@ -89,14 +90,14 @@ def create(
     typer.echo(f"RUNPOD_TEMPLATE_ID={template_id}")
 
 
-def runpod_gpus(graphql_url: GraphqlUrl = DEFAULT_GRAPHQL_URL) -> None:
+def gpus(graphql_url: GraphqlUrl = DEFAULT_GRAPHQL_URL) -> None:
     """The GPU types your Runpod account sees, smallest memory first."""
     api_key = _api_key()
 
-    async def run() -> list[object]:
+    async def run() -> list[GpuType]:
         client = RunpodGraphQL(graphql_url)
         try:
-            return list(await list_gpu_types(client, api_key=api_key))
+            return await list_gpu_types(client, api_key=api_key)
         finally:
             await client.aclose()
 
@@ -107,10 +108,11 @@ def runpod_gpus(graphql_url: GraphqlUrl = DEFAULT_GRAPHQL_URL) -> None:
         raise typer.Exit(1) from None
     table = Table("id", "name", "memory GB")
     for gpu in types:
-        table.add_row(gpu.id, gpu.display_name, f"{gpu.memory_gb:g}")  # type: ignore[attr-defined]
+        table.add_row(gpu.id, gpu.display_name, f"{gpu.memory_gb:g}")
     Console().print(table)
 
 
 def register(app: typer.Typer, template_app: typer.Typer) -> None:
     template_app.command("create")(create)
-    app.command("runpod-gpus")(runpod_gpus)
+    app.command("gpus")(gpus)
+    app.command("runpod-gpus", hidden=True)(gpus)  # the name before `gpus`; kept for scripts

@@ -94,7 +94,7 @@ class FakeWorker:
         self.report = report
         self.retry_for = retry_for
         self.reported: set[str] = set()
-        self.ready_at: dict[str, float] = {}  # deployment id -> when `ready` was accepted
+        self.ready_at: dict[str, float] = {}  # deployment id -> when the accepted `ready` was sent
         self._lock = threading.Lock()
         # One client for every thread: building one (and its TLS context) per endpoint
         # costs more CPU than the control plane spends on the deployment.
@@ -127,12 +127,13 @@ class FakeWorker:
         dep_id = url.rsplit("/", 1)[-1]
         for body in bodies:
             while time.monotonic() < deadline:
+                sent_at = time.time()
                 with contextlib.suppress(httpx.HTTPError):
                     if self._client.post(url, json=body, headers=headers).status_code < 500:
                         break
                 time.sleep(0.2)
             if body["status"] == "ready":
                 with self._lock:
-                    self.ready_at[dep_id] = time.time()
+                    self.ready_at[dep_id] = sent_at
         with self._lock:
             self.reported.add(dep_id)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.fakes.runpod import RunningFakeRunpod
 from visgate.providers.runpod import RunpodProvider
 from visgate.providers.runpod.bootstrap import ensure_shared_template, list_gpu_types
@@ -130,8 +132,11 @@ def test_cli_template_create_matches_the_script(fake: RunningFakeRunpod, api_key
     assert template["imageName"] == "img:3"
 
 
-def test_cli_lists_the_account_gpu_types(fake: RunningFakeRunpod, api_key: str) -> None:
-    result = _visgate(fake, "runpod-gpus", key=api_key)
+@pytest.mark.parametrize("command", ["gpus", "runpod-gpus"])
+def test_cli_lists_the_account_gpu_types(
+    fake: RunningFakeRunpod, api_key: str, command: str
+) -> None:
+    result = _visgate(fake, command, key=api_key)
 
     assert result.returncode == 0, result.stderr
     assert "NVIDIA H100 80GB HBM3" in result.stdout
