@@ -1,8 +1,9 @@
 """`SECRETS=local`: user secrets encrypted with Fernet in a small SQLite file.
 
 SQLite gives atomic, crash-safe writes and safe concurrent use by several processes on one
-machine (WAL, busy timeout) without a lock file of our own. Only Fernet tokens reach the
-disk. The key comes from `VISGATE_SECRET_KEY` (one key, or `new,old,...` while rotating) or
+machine (WAL, busy timeout) without a lock file of our own. Calls run on one thread that
+keeps one connection open (a fresh connection per call cost more CPU than the write).
+Only Fernet tokens reach the disk. The key comes from `VISGATE_SECRET_KEY` (one key, or `new,old,...` while rotating) or
 from a 0600 key file created once beside the database.
 """
 
@@ -15,7 +16,10 @@ import secrets
 import sqlite3
 import stat
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -25,6 +29,7 @@ from visgate.domain.errors import SecretNotFoundError, SecretStoreError
 from visgate.secrets.naming import check_ids
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 REF_PREFIX = "local:"
 KEY_FILE_NAME = "secret.key"
@@ -98,6 +103,8 @@ class LocalSecretStore:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         key_source = key or load_or_create_key_file(self._path.parent / KEY_FILE_NAME)
         self._fernet = parse_keys(key_source)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="secrets")
+        self._conn: sqlite3.Connection | None = None  # used on the executor's thread only
         self._init_db()
         if key and "," in key:
             rotated = self._rotate()
@@ -113,12 +120,12 @@ class LocalSecretStore:
     async def put(self, deployment_id: str, name: str, value: str) -> str:
         check_ids(deployment_id, name)
         token = self._fernet.encrypt(value.encode("utf-8"))
-        await asyncio.to_thread(self._write, deployment_id, name, token)
+        await self._run(lambda conn: self._write(conn, deployment_id, name, token))
         return self.ref_for(deployment_id, name)
 
     async def get(self, ref: str) -> str:
         owner, name = _parse_ref(ref)
-        token = await asyncio.to_thread(self._read, owner, name)
+        token = await self._run(lambda conn: self._read(conn, owner, name))
         if token is None:
             raise SecretNotFoundError(f"secret {ref} does not exist (deleted or never stored)")
         try:
@@ -130,12 +137,27 @@ class LocalSecretStore:
             ) from None
 
     async def delete_for(self, deployment_id: str) -> None:
-        await asyncio.to_thread(self._delete_owner, deployment_id)
+        await self._run(lambda conn: self._delete_owner(conn, deployment_id))
 
     async def aclose(self) -> None:
-        """Nothing held open: each call uses its own short-lived connection."""
+        """Close the connection; a later call opens a new one."""
 
-    # --- blocking helpers, run in a worker thread ---------------------------------------
+        def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, close)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._conn is None:
+                self._conn = self._connect()
+            return fn(self._conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    # --- blocking helpers, run on the store's thread -------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self._path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
@@ -163,34 +185,25 @@ class LocalSecretStore:
         if created:
             self._path.chmod(0o600)
 
-    def _write(self, owner: str, name: str, token: bytes) -> None:
-        conn = self._connect()
-        try:
-            conn.execute(
-                "INSERT INTO secrets (owner, name, token, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (owner, name) DO UPDATE SET token = excluded.token, "
-                "updated_at = excluded.updated_at",
-                (owner, name, token, time.time()),
-            )
-        finally:
-            conn.close()
+    @staticmethod
+    def _write(conn: sqlite3.Connection, owner: str, name: str, token: bytes) -> None:
+        conn.execute(
+            "INSERT INTO secrets (owner, name, token, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (owner, name) DO UPDATE SET token = excluded.token, "
+            "updated_at = excluded.updated_at",
+            (owner, name, token, time.time()),
+        )
 
-    def _read(self, owner: str, name: str) -> bytes | None:
-        conn = self._connect()
-        try:
-            row = conn.execute(
-                "SELECT token FROM secrets WHERE owner = ? AND name = ?", (owner, name)
-            ).fetchone()
-        finally:
-            conn.close()
+    @staticmethod
+    def _read(conn: sqlite3.Connection, owner: str, name: str) -> bytes | None:
+        row = conn.execute(
+            "SELECT token FROM secrets WHERE owner = ? AND name = ?", (owner, name)
+        ).fetchone()
         return None if row is None else bytes(row[0])
 
-    def _delete_owner(self, owner: str) -> None:
-        conn = self._connect()
-        try:
-            conn.execute("DELETE FROM secrets WHERE owner = ?", (owner,))
-        finally:
-            conn.close()
+    @staticmethod
+    def _delete_owner(conn: sqlite3.Connection, owner: str) -> None:
+        conn.execute("DELETE FROM secrets WHERE owner = ?", (owner,))
 
     def _rotate(self) -> int:
         """Re-encrypt every row with the first key, so the old keys can then be dropped."""
