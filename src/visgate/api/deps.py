@@ -28,7 +28,9 @@ def require_deployment_id(deployment_id: str) -> str:
     return deployment_id
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async on purpose: FastAPI runs a plain `def` dependency on a worker thread, a hop
+    that cost more than the rest of a GET."""
     return request.app.state.services  # type: ignore[no-any-return]
 
 
