@@ -49,6 +49,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def session_cpu_seconds(sid: int) -> float:
+    """CPU of every process in a session: the emulator's launcher script and its JVM."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def rss_mb(pid: int) -> float:
     """Resident set size of the server and its children, in MiB (Linux /proc)."""
     total = 0
@@ -69,7 +82,13 @@ def rss_mb(pid: int) -> float:
 
 
 async def run_load(
-    url: str, key: str, clients: int, duration: float, pid: int, rate: float
+    url: str,
+    key: str,
+    clients: int,
+    duration: float,
+    pid: int,
+    rate: float,
+    emulator_sid: int | None = None,
 ) -> None:
     # aiohttp, not httpx, drives the load: at 200 clients httpx spends ~3x the CPU per
     # request, and on 2 cores the driver, not the service, became the bottleneck.
@@ -84,6 +103,7 @@ async def run_load(
     connector = aiohttp.TCPConnector(limit=clients)
     timeout = aiohttp.ClientTimeout(total=30)
     cpu_start = cpu_seconds(pid)
+    emulator_start = session_cpu_seconds(emulator_sid) if emulator_sid else 0.0
     async with aiohttp.ClientSession(
         url, connector=connector, headers=headers, timeout=timeout
     ) as client:
@@ -146,6 +166,9 @@ async def run_load(
     print(f"clients={clients} {pacing} duration={elapsed:.1f}s deployments_created={len(ids)}")
     print(f"throughput {total_ok / elapsed:.0f} req/s ok, errors={total_err} {dict(error_kinds)}")
     print(f"server CPU {server_cpu:.0f}% of one core (100% = the service is the bottleneck)")
+    if emulator_sid:
+        emulator_cpu = (session_cpu_seconds(emulator_sid) - emulator_start) / elapsed * 100
+        print(f"Firestore emulator CPU {emulator_cpu:.0f}% of one core (it shares these cores)")
     for name in names:
         print(Figures(name, latencies[name], errors[name], elapsed).line())
     if rss:
@@ -200,6 +223,7 @@ def main() -> None:
                     args.duration,
                     service.pid,
                     args.rate,
+                    emulator.proc.pid if emulator and emulator.proc else None,
                 )
             )
         finally:

@@ -65,7 +65,8 @@ class DocumentBackend(Protocol):
         ...
 
     async def increment(self, kind: str, doc_id: str, *, now: float, expires_at: float) -> int:
-        """Add one to a counter that restarts at 1 once `expires_at` has passed."""
+        """Add one to a counter and return its new value. Once `expires_at` has passed, the
+        next call (carrying the next window's `expires_at`) starts again at 1."""
         ...
 
     async def count_by_status(self, kind: str) -> dict[str, int]: ...

@@ -9,7 +9,6 @@ and the client retries them (`max_attempts`). Composite indexes the queries need
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import secrets
 from collections.abc import Awaitable, Callable
@@ -211,22 +210,19 @@ class FirestoreBackend:
             return False
 
     async def increment(self, kind: str, doc_id: str, *, now: float, expires_at: float) -> int:
-        """Atomic server-side increment, then a read: no transaction, so a burst of requests
-        on one key never queues on a document lock. Under concurrency the read may include
-        increments that landed after ours: the count errs high (refuses early), never low."""
-        ref = self._collection(kind).document(doc_id)
-        snap = await self._guard(ref.get())
-        if snap.exists and (snap.get("expires_at") or 0) <= now:
-            with contextlib.suppress(gexc.NotFound):  # another request reset it first
-                await self._guard(ref.delete(option=self._client.write_option(exists=True)))
-        await self._guard(
+        """One atomic server-side increment, one round trip: the commit answers with the value
+        the `Increment` produced (`WriteResult.transform_results`), so the count is exact and
+        no request waits on a document lock or a read. A counter is one document per
+        (`doc_id`, `expires_at`): the next window's `expires_at` starts a fresh one at 1, and
+        `purge_expired` (or a Firestore TTL policy on `expires_at`) removes old ones."""
+        ref = self._collection(kind).document(f"{doc_id}@{int(expires_at)}")
+        result = await self._guard(
             ref.set(
-                {"id": doc_id, "expires_at": expires_at, "version": firestore.Increment(1)},
+                {"id": ref.id, "expires_at": expires_at, "version": firestore.Increment(1)},
                 merge=True,
             )
         )
-        after = await self._guard(ref.get())
-        return int(after.get("version"))
+        return int(result.transform_results[0].integer_value)
 
     async def count_by_status(self, kind: str) -> dict[str, int]:
         async def count(status: Status) -> tuple[str, int]:
