@@ -25,11 +25,18 @@ NO_CACHE=false
 RUNTIME_SA_NAME="visgate-api"
 BUILD_SA_NAME="visgate-build"
 SECRET_ROLE_ID="visgateSecretStore"
+SECRET_ACCESS_ROLE_ID="visgateSecretAccess"
 WEBHOOK_SECRET="visgate-internal-webhook-secret"
 RUNPOD_SECRET="visgate-runpod-api-key"
 # What the control plane does with user secrets (secrets/secret_manager.py), nothing more:
-# no setIamPolicy, no version destroy, no access to other projects.
-SECRET_ROLE_PERMISSIONS="secretmanager.secrets.create,secretmanager.secrets.delete,secretmanager.secrets.list,secretmanager.versions.add,secretmanager.versions.access"
+# no setIamPolicy, no version destroy, no access to other projects. Two roles, because
+# `secrets.create` and `secrets.list` act on the project and cannot be narrowed to names,
+# while reading, writing and deleting can: that role is bound with a condition that limits
+# it to the secrets the service makes itself (`visgate-dep_*` per deployment, `visgate-key_*`
+# per API key), so it cannot read, overwrite or delete any other secret of the project, the
+# operator secrets included (those it may only read, through per-secret grants).
+SECRET_ROLE_PERMISSIONS="secretmanager.secrets.create,secretmanager.secrets.list"
+SECRET_ACCESS_ROLE_PERMISSIONS="secretmanager.secrets.delete,secretmanager.versions.add,secretmanager.versions.access"
 
 usage() {
   sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
@@ -228,6 +235,16 @@ ensure_service_account() {
   fi
 }
 
+# Create a project custom role, or bring an existing one's permissions up to date.
+ensure_custom_role() {
+  local id="$1" title="$2" description="$3" permissions="$4" verb=create
+  if exists gcloud iam roles describe "$id" --project="$PROJECT"; then
+    verb=update
+  fi
+  run gcloud iam roles "$verb" "$id" --project="$PROJECT" --title="$title" \
+    --description="$description" --permissions="$permissions" --stage=GA --quiet
+}
+
 ensure_identities() {
   step "Service accounts and their roles"
   ensure_service_account "$RUNTIME_SA_NAME" "$RUNTIME_SA" "Visgate control plane (Cloud Run)"
@@ -235,22 +252,26 @@ ensure_identities() {
 
   # Creating per-deployment secrets needs secretmanager.secrets.create on the project, which
   # no per-secret grant can give. Instead of roles/secretmanager.admin (which can also
-  # rewrite IAM policies and destroy versions) the runtime gets this custom role.
-  local verb=create
-  if exists gcloud iam roles describe "$SECRET_ROLE_ID" --project="$PROJECT"; then
-    verb=update
-  fi
-  run gcloud iam roles "$verb" "$SECRET_ROLE_ID" --project="$PROJECT" \
-    --title="Visgate secret store" \
-    --description="Create, read and delete the per-deployment secrets of Visgate" \
-    --permissions="$SECRET_ROLE_PERMISSIONS" --stage=GA --quiet
+  # rewrite IAM policies and destroy versions) the runtime gets these two custom roles.
+  ensure_custom_role "$SECRET_ROLE_ID" "Visgate secret store" \
+    "Create and list the per-deployment secrets of Visgate" "$SECRET_ROLE_PERMISSIONS"
+  ensure_custom_role "$SECRET_ACCESS_ROLE_ID" "Visgate secret access" \
+    "Read, write and delete Visgate's own secrets (bound with a name condition)" \
+    "$SECRET_ACCESS_ROLE_PERMISSIONS"
 
-  # Runtime: Firestore documents, and its own secret store role.
+  # Runtime: Firestore documents, and its own secret store roles.
   local role
   for role in roles/datastore.user "projects/${PROJECT}/roles/${SECRET_ROLE_ID}"; do
     run_retry gcloud projects add-iam-policy-binding "$PROJECT" \
       --member="serviceAccount:${RUNTIME_SA}" --role="$role" --condition=None --quiet
   done
+  # Secret Manager names resources by project NUMBER in IAM conditions.
+  local own="projects/${PROJECT_NUMBER}/secrets/visgate-"
+  run_retry gcloud projects add-iam-policy-binding "$PROJECT" \
+    --member="serviceAccount:${RUNTIME_SA}" \
+    --role="projects/${PROJECT}/roles/${SECRET_ACCESS_ROLE_ID}" \
+    --condition="expression=resource.name.startsWith(\"${own}dep_\") || resource.name.startsWith(\"${own}key_\"),title=visgate-own-secrets" \
+    --quiet
   # Build: deploy Cloud Run (run.admin: --allow-unauthenticated sets the service's IAM),
   # write logs; push to this one repository; read its staged source; act as the runtime SA.
   for role in roles/run.admin roles/logging.logWriter; do

@@ -167,3 +167,12 @@ def test_the_image_starts_the_app_factory_that_exists() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"^USER (?!root|0)", dockerfile, re.M), "the image must not run as root"
+
+
+def test_the_image_has_two_stages_a_healthcheck_and_no_wheels_in_a_layer() -> None:
+    dockerfile = (ROOT / "deploy-api" / "Dockerfile").read_text()
+    assert len(re.findall(r"^FROM ", dockerfile, re.M)) == 2
+    assert re.search(r"^HEALTHCHECK .*\n?.*/health", dockerfile, re.M)
+    assert "COPY --from=builder" not in dockerfile  # wheels are bind-mounted, not copied
+    # The dependency layer is built before the sources are copied in.
+    assert dockerfile.index("pip wheel --wheel-dir /wheels .") < dockerfile.index("COPY src")

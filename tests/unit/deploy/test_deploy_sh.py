@@ -136,7 +136,7 @@ def test_a_real_run_creates_everything_and_a_second_run_creates_nothing(
     first = deploy(stub_env, "--project", PROJECT)
     assert first.rc == 0, first.stderr
     created = [a for a in first.mutations() if "create" in a]
-    assert len(created) == 10  # db, 2 indexes, repo, bucket, 2 SAs, role, 2 secrets
+    assert len(created) == 11  # db, 2 indexes, repo, bucket, 2 SAs, 2 roles, 2 secrets
     secrets = {
         a[2]: c["stdin"] for c in first.calls if (a := c["argv"])[:2] == ["secrets", "create"]
     }
@@ -158,6 +158,29 @@ def test_a_real_run_creates_everything_and_a_second_run_creates_nothing(
     ):
         assert message in second.stdout
     assert any(a[:2] == ["builds", "submit"] for a in second.executed("builds"))  # redeploys
+
+
+def test_secret_access_is_bound_only_to_the_services_own_secrets(
+    stub_env: dict[str, str],
+) -> None:
+    run = deploy(stub_env, "--project", PROJECT)
+    assert run.rc == 0, run.stderr
+    bindings = [
+        a for a in run.executed("projects") if a[:2] == ["projects", "add-iam-policy-binding"]
+    ]
+    by_role = {next(x for x in a if x.startswith("--role=")): a for a in bindings}
+    # Project-wide: only what cannot be narrowed to secret names (create, list).
+    store = by_role[f"--role=projects/{PROJECT}/roles/visgateSecretStore"]
+    assert "--condition=None" in store
+    roles = {a[3]: a for a in run.executed("iam") if a[:2] == ["iam", "roles"]}
+    assert "secretmanager.versions.access" not in " ".join(roles["visgateSecretStore"])
+    # Read, write, delete: only secrets named like the ones the service makes.
+    access = by_role[f"--role=projects/{PROJECT}/roles/visgateSecretAccess"]
+    condition = next(x for x in access if x.startswith("--condition="))
+    own = "projects/123456789012/secrets/visgate-"
+    assert f'resource.name.startsWith("{own}dep_")' in condition
+    assert f'resource.name.startsWith("{own}key_")' in condition
+    assert "secretmanager.versions.access" in " ".join(roles["visgateSecretAccess"])
 
 
 def test_secrets_never_appear_in_output_or_arguments(stub_env: dict[str, str]) -> None:
