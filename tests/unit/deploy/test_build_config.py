@@ -147,11 +147,11 @@ def test_deploy_step_takes_overrides(tmp_path: Path) -> None:
         tmp_path,
         _PUBLIC_BASE_URL="https://api.example.com",
         _SERVICE_ACCOUNT="custom@demo-proj.iam.gserviceaccount.com",
-        _RUNPOD_TEMPLATE_ID="tpl123",
+        _RUNPOD_REGISTRY_AUTH_ID="cred123",
     )
     env = dict(kv.split("=", 1) for kv in flag(argv, "set-env-vars").split(","))
     assert env["PUBLIC_BASE_URL"] == "https://api.example.com"
-    assert env["RUNPOD_TEMPLATE_ID"] == "tpl123"
+    assert env["RUNPOD_REGISTRY_AUTH_ID"] == "cred123"
     assert flag(argv, "service-account") == "custom@demo-proj.iam.gserviceaccount.com"
 
 
