@@ -38,7 +38,10 @@ class Services:
         return hmac.new(self.callback_key, deployment_id.encode(), sha256).hexdigest()
 
     def check_callback_token(self, deployment_id: str, token: str) -> bool:
-        return hmac.compare_digest(self.callback_token(deployment_id), token)
+        """Constant-time check on bytes: `compare_digest` refuses non-ASCII str (a 500 for
+        a header such as `Bearer \\xff`); as bytes such a token simply does not match."""
+        expected = self.callback_token(deployment_id).encode("ascii")
+        return hmac.compare_digest(expected, token.encode("utf-8", "surrogateescape"))
 
     def callback_url(self, deployment_id: str) -> str:
         return f"{self.settings.public_base_url}/internal/deployment-ready/{deployment_id}"

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         validation_alias="RUNPOD_TEMPLATE_IMAGE",
         description="The worker image deployments run (e.g. `REGION-docker.pkg.dev/P/visgate/worker:TAG`).",
     )
+    runpod_registry_auth_id: str | None = Field(
+        None,
+        validation_alias="RUNPOD_REGISTRY_AUTH_ID",
+        description="Runpod container registry credential id that can pull a private worker image.",
+    )
     hf_endpoint: str = Field(
         "https://huggingface.co",
         validation_alias="HF_ENDPOINT",
@@ -174,9 +179,9 @@ class Settings(BaseSettings):
     )
     sweep_interval_seconds: float = Field(
         600.0,
-        gt=0,
+        ge=0,
         validation_alias="VISGATE_SWEEP_INTERVAL",
-        description="How often the orphan sweeper lists provider endpoints (0 disables).",
+        description="How often the orphan sweeper lists provider endpoints; `0` turns sweeping off.",
     )
     max_body_bytes: int = Field(
         64 * 1024,
@@ -201,6 +206,10 @@ class Settings(BaseSettings):
     @field_validator("webhook_retry_schedule")
     @classmethod
     def _check_schedule(cls, value: list[float]) -> list[float]:
+        if not value:  # e.g. "," : almost surely a mistake, and it would mean no retries
+            raise ValueError(
+                "WEBHOOK_RETRY_SCHEDULE lists no delay: give at least one, e.g. 5,300,1800"
+            )
         if any(v < 0 for v in value):
             raise ValueError("WEBHOOK_RETRY_SCHEDULE values must be >= 0")
         return value

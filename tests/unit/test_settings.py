@@ -50,3 +50,18 @@ def test_firestore_needs_a_project(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_schedule_parses_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", " 1, 2.5 ,60")
     assert load_settings().webhook_retry_schedule == [1.0, 2.5, 60.0]
+
+
+@pytest.mark.parametrize("value", [",", " , ,"])
+def test_a_schedule_with_no_delay_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", value)
+    with pytest.raises(SettingsError, match=r"WEBHOOK_RETRY_SCHEDULE.*no delay"):
+        load_settings()
+
+
+def test_sweep_interval_zero_turns_sweeping_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VISGATE_SWEEP_INTERVAL", "0")
+    assert load_settings().sweep_interval_seconds == 0
+    monkeypatch.setenv("VISGATE_SWEEP_INTERVAL", "-1")
+    with pytest.raises(SettingsError, match="VISGATE_SWEEP_INTERVAL"):
+        load_settings()

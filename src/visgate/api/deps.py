@@ -6,6 +6,7 @@ import re
 import time
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
 
 from visgate.api.ratelimit import RateLimiter
@@ -20,11 +21,15 @@ _DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def require_deployment_id(deployment_id: str) -> str:
-    """An id no deployment can have answers 404 like any unknown id, without a store read."""
+    """An id no deployment can have answers 404 like any unknown id, without a store read.
+
+    A valid id is bound to the request's log context, so every line a route on one
+    deployment writes (its own, a 5xx's) can be found by `deployment_id`."""
     if not _DEPLOYMENT_ID.fullmatch(deployment_id) or (
         deployment_id.startswith("__") and deployment_id.endswith("__")
     ):
         raise DeploymentNotFoundError(f"deployment {deployment_id[:64]} not found")
+    structlog.contextvars.bind_contextvars(deployment_id=deployment_id)
     return deployment_id
 
 

@@ -2,7 +2,8 @@
 
 Same key and body within 24 h: the first answer again, no second deployment. Same key,
 other body: 422. Same key while the first request is still running: 409. Keys are
-scoped per tenant. A first request that failed releases its key so a retry can run.
+scoped per tenant. A first request that failed releases its key so a retry can run; one
+that died without answering holds it only for its in-flight lease (60 s), not for the day.
 """
 
 from __future__ import annotations

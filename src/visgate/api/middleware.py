@@ -16,6 +16,13 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# The `method` label takes only these: any other token a client sends is "other", so a
+# client inventing methods cannot grow the metric's series without bound.
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in _METHODS else "other"
 
 
 def _envelope(status: int, type_: str, message: str, request_id: str) -> bytes:
@@ -74,7 +81,7 @@ class RequestContextMiddleware:
             await self.app(scope, self._capped(receive), send_wrapper)
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
-        method = scope.get("method", "GET")
+        method = method_label(scope.get("method", "GET"))
         self.requests.labels(method, template, str(status_holder["code"])).inc()
         self.latency.labels(method, template).observe(time.perf_counter() - started)
 

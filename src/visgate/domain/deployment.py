@@ -83,6 +83,7 @@ class Deployment(BaseModel):
     endpoint_id: str | None = None
     template_id: str | None = None
     endpoint_url: str | None = None
+    warmup_job_id: str | None = None  # the one job queued so Runpod starts a worker
     worker: dict[str, Any] | None = None
 
     user_webhook_url: str | None = None
@@ -101,8 +102,11 @@ class Deployment(BaseModel):
     lease_expires_at: float | None = None
     version: int = 0
 
-    # The status this object had when it was read: the store checks the move against it.
+    # The status this object had when it was read, and its last history seq then: the store
+    # checks every move made since (one change may take several steps, e.g. a worker's ready
+    # while the record still reads creating_endpoint goes through loading_model).
     _loaded_status: Status | None = PrivateAttr(default=None)
+    _loaded_seq: int = PrivateAttr(default=0)
 
     @classmethod
     def new(cls, *, tenant: str, model_id: str, now: float, **fields: Any) -> Deployment:
@@ -125,7 +129,19 @@ class Deployment(BaseModel):
 
     def mark_loaded(self) -> Deployment:
         self._loaded_status = self.status
+        self._loaded_seq = self.history[-1].seq if self.history else 0
         return self
+
+    def status_path(self) -> list[Status]:
+        """The statuses this object went through since it was read, starting with the read
+        one; empty for a record that was never stored."""
+        if self._loaded_status is None:
+            return []
+        path = [self._loaded_status]
+        path += [event.status for event in self.history if event.seq > self._loaded_seq]
+        if path[-1] != self.status:  # a status set without move_to still gets checked
+            path.append(self.status)
+        return path
 
     def log(self, now: float, message: str, level: str = "info") -> None:
         self.logs.append(LogEntry(at=now, message=message, level=level, status=self.status))

@@ -75,6 +75,14 @@ class IdempotencyConflictError(VisgateError):
         if in_flight:
             self.status_code = 409  # type: ignore[misc]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The 422 names the offending input like every 422 (`fields`); the 409 is about
+        timing, not input, so it has none."""
+        if self.in_flight:
+            return super().to_dict()
+        field = {"field": "Idempotency-Key", "message": "already used with a different body"}
+        return {**super().to_dict(), "fields": [field]}
+
 
 class PayloadTooLargeError(VisgateError):
     status_code = 413
@@ -147,7 +155,10 @@ class RunpodAPIError(ProviderError):
 
 
 class RunpodAuthError(ProviderError):
-    status_code = 401
+    """Runpod rejected the deployment's (or the operator's) Runpod key, or there is none.
+    502, not 401: the caller's Visgate key was fine; an upstream credential was not."""
+
+    status_code = 502
 
 
 class RunpodInsufficientGPUError(ProviderError):
@@ -185,6 +196,14 @@ class StoreUnavailableError(TransientError):
     status_code = 503
 
 
+class StoreAccessError(VisgateError):
+    """The record store refused the call for a reason a retry will not fix (permission,
+    credentials, missing database or index, a request it calls invalid): the service cannot
+    work until the operator fixes the setup, hence 503 and not transient."""
+
+    status_code = 503
+
+
 ERROR_TYPES: dict[str, type[VisgateError]] = {
     cls.__name__: cls
     for cls in [
@@ -206,5 +225,7 @@ ERROR_TYPES: dict[str, type[VisgateError]] = {
         RunpodInsufficientGPUError,
         RunpodTemplateNotConfiguredError,
         RunpodUnavailableError,
+        StoreUnavailableError,
+        StoreAccessError,
     ]
 }

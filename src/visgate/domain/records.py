@@ -42,7 +42,7 @@ class IdempotencyRecord(BaseModel):
     status_code: int | None = None
     response: dict[str, Any] | None = None
     created_at: float
-    expires_at: float
+    expires_at: float  # in flight: the claim's lease end; done: when replays stop
     version: int = 0
 
 

@@ -23,6 +23,7 @@ from visgate.domain.errors import (
     ConflictError,
     LeaseLostError,
     StaleWriteError,
+    StoreAccessError,
     StoreUnavailableError,
 )
 from visgate.domain.status import Status
@@ -30,13 +31,32 @@ from visgate.store.base import LEASE_FIELDS
 
 T = TypeVar("T")
 
-_TRANSIENT = (
-    gexc.ServiceUnavailable,
-    gexc.DeadlineExceeded,
-    gexc.Aborted,
-    gexc.InternalServerError,
-    gexc.TooManyRequests,
-)
+# Worth another try: the service, a lock or a quota is briefly unavailable. `ServerError`
+# covers ServiceUnavailable, DeadlineExceeded, InternalServerError and Unknown.
+_TRANSIENT = (gexc.ServerError, gexc.Aborted, gexc.TooManyRequests, gexc.RetryError)
+
+
+# What a write conditioned on `last_update_time` answers when the document changed or went.
+_CHANGED = (gexc.FailedPrecondition, gexc.NotFound)
+
+
+def _access_error(exc: gexc.GoogleAPICallError, project: str) -> StoreAccessError:
+    """A refusal a retry will not fix, told as what the operator has to change."""
+    detail = exc.message or type(exc).__name__
+    if isinstance(exc, gexc.PermissionDenied):
+        hint = (
+            f"the service account needs Firestore access on project {project} "
+            "(role roles/datastore.user)"
+        )
+    elif isinstance(exc, gexc.Unauthenticated):
+        hint = "check the service account / application default credentials"
+    elif isinstance(exc, gexc.NotFound):
+        hint = f"create the Firestore database (Native mode) in project {project}"
+    elif isinstance(exc, gexc.FailedPrecondition):
+        hint = "deploy the indexes in firestore.indexes.json, or check the database mode"
+    else:
+        hint = "the request was refused; see the message"
+    return StoreAccessError(f"firestore refused the call ({type(exc).__name__}: {detail}): {hint}")
 
 
 class FirestoreBackend:
@@ -49,17 +69,30 @@ class FirestoreBackend:
         transaction_attempts: int = 20,
     ) -> None:
         self._client = client or firestore.AsyncClient(project=project)
+        self._project = project
         self._prefix = prefix
         self._attempts = transaction_attempts
 
     def _collection(self, kind: str) -> Any:
         return self._client.collection(f"{self._prefix}{kind}")
 
-    async def _guard(self, awaitable: Awaitable[T]) -> T:
+    async def _guard(
+        self,
+        awaitable: Awaitable[T],
+        *,
+        passthrough: tuple[type[gexc.GoogleAPICallError], ...] = (),
+    ) -> T:
+        """Google API errors as the store's own: transient ones `StoreUnavailableError`,
+        every other refusal `StoreAccessError` (never a bare 500). `passthrough` names the
+        answers the caller handles itself (AlreadyExists on create, a failed precondition)."""
         try:
             return await awaitable
+        except passthrough:
+            raise
         except _TRANSIENT as exc:
             raise StoreUnavailableError(f"firestore: {exc.message}") from exc
+        except gexc.GoogleAPICallError as exc:
+            raise _access_error(exc, self._project) from exc
         except ValueError as exc:  # the client's "failed to commit after N attempts"
             if "attempt" in str(exc).lower():
                 raise StoreUnavailableError(f"firestore: {exc}") from exc
@@ -90,10 +123,10 @@ class FirestoreBackend:
                 return result
             option = self._client.write_option(last_update_time=snap.update_time)
             try:
-                await self._guard(ref.update(fields, option=option))
-            except gexc.FailedPrecondition:
+                await self._guard(ref.update(fields, option=option), passthrough=_CHANGED)
+            except _CHANGED:
                 await asyncio.sleep(random.uniform(0, 0.02))  # noqa: S311 (jitter)
-                continue  # written since we read it: decide again on the new state
+                continue  # written (or deleted) since we read it: decide again
             return result
         raise StoreUnavailableError(
             f"firestore: {ref.id} kept changing under {self._attempts} tries"
@@ -102,7 +135,10 @@ class FirestoreBackend:
     async def insert(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
         new = {**doc, "version": 1}
         try:
-            await self._guard(self._collection(kind).document(new["id"]).create(new))
+            await self._guard(
+                self._collection(kind).document(new["id"]).create(new),
+                passthrough=(gexc.AlreadyExists,),
+            )
         except gexc.AlreadyExists as exc:
             raise ConflictError(f"{kind} {new['id']} already exists") from exc
         return new

@@ -13,7 +13,10 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import (
@@ -32,7 +35,11 @@ IDEMPOTENCY = "idempotency_keys"
 RATE_LIMITS = "rate_limits"
 DELIVERIES = "webhook_deliveries"
 
-IDEMPOTENCY_TTL_S = 24 * 3600
+IDEMPOTENCY_TTL_S = 24 * 3600  # a done answer replays for a day
+# An in-flight claim is a lease: creating a deployment takes milliseconds, so a claim still
+# unanswered after a minute belongs to a request that died (crash, lost instance) and a
+# retry may take the key over instead of meeting 409 until the day is out.
+IDEMPOTENCY_IN_FLIGHT_LEASE_S = 60.0
 
 
 def sort_key(created_at: float, doc_id: str) -> str:
@@ -89,8 +96,11 @@ class DeploymentStore:
         return Deployment.from_doc(doc)
 
     async def save(self, dep: Deployment, *, lease_token: str | None = None) -> Deployment:
-        if dep.loaded_status is not None:
-            check_transition(dep.loaded_status, dep.status)
+        """Write `dep` if every status move since it was read is legal and nobody else wrote
+        it meanwhile."""
+        path = dep.status_path()
+        for current, new in pairwise(path):
+            check_transition(current, new)
         stored = await self.backend.replace(
             DEPLOYMENTS, self._doc(dep), expected_version=dep.version, lease_token=lease_token
         )
@@ -203,37 +213,65 @@ class DeploymentStore:
     async def idempotency_begin(
         self, tenant: str, key: str, fingerprint: str
     ) -> IdempotencyRecord | None:
-        """Claim the key for this request (None), or return the record someone holds."""
-        now = self.clock()
+        """Claim the key for this request (None), or return the record someone holds.
+
+        A record past its `expires_at` (a done answer after 24 h, an in-flight claim whose
+        request died) is taken over with a write conditioned on the version read, so of two
+        requests racing for it exactly one wins; the loser sees the winner's claim."""
         record = IdempotencyRecord(
             id=self._idempotency_id(tenant, key),
             tenant=tenant,
             fingerprint=fingerprint,
-            created_at=now,
-            expires_at=now + IDEMPOTENCY_TTL_S,
+            created_at=0.0,  # set at each try, from the store's clock
+            expires_at=0.0,
         )
-        for _ in range(3):
-            try:
-                await self.backend.insert(IDEMPOTENCY, record.model_dump(mode="json"))
-                return None
-            except ConflictError:
-                doc = await self.backend.get(IDEMPOTENCY, record.id)
-                if doc is None:
-                    continue
-                existing = IdempotencyRecord.model_validate(doc)
-                if existing.expires_at > now:
-                    return existing
-                await self.backend.delete(IDEMPOTENCY, record.id)
-        raise StaleWriteError("idempotency key is being raced; retry")
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(4),
+            retry=retry_if_exception_type(StaleWriteError),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._idempotency_claim(record)
+        except StaleWriteError:
+            raise StaleWriteError("idempotency key is being raced; retry") from None
+        raise AssertionError("unreachable")
+
+    async def _idempotency_claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        """One try: insert a fresh claim, else take over an expired record at its version.
+        `StaleWriteError` when the record changed (or vanished) under us: try again."""
+        now = self.clock()
+        record.created_at, record.expires_at = now, now + IDEMPOTENCY_IN_FLIGHT_LEASE_S
+        try:
+            await self.backend.insert(IDEMPOTENCY, record.model_dump(mode="json"))
+            return None
+        except ConflictError:
+            pass
+        doc = await self.backend.get(IDEMPOTENCY, record.id)
+        if doc is None:
+            raise StaleWriteError("idempotency record deleted meanwhile")
+        existing = IdempotencyRecord.model_validate(doc)
+        if existing.expires_at > now:
+            return existing
+        await self.backend.replace(
+            IDEMPOTENCY, record.model_dump(mode="json"), expected_version=existing.version
+        )
+        return None
 
     async def idempotency_complete(
         self, tenant: str, key: str, status_code: int, response: dict[str, Any]
     ) -> None:
+        """Store the answer for replays (24 h from now). A record someone already completed
+        (a takeover that finished first) keeps its answer."""
         doc = await self.backend.get(IDEMPOTENCY, self._idempotency_id(tenant, key))
         if doc is None:
             return
         record = IdempotencyRecord.model_validate(doc)
+        if record.state == "done":
+            return
         record.state, record.status_code, record.response = "done", status_code, response
+        record.expires_at = self.clock() + IDEMPOTENCY_TTL_S
         await self.backend.replace(
             IDEMPOTENCY, record.model_dump(mode="json"), expected_version=record.version
         )

@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
+
 from visgate.domain.errors import (
     ConflictError,
     LeaseLostError,
@@ -26,6 +28,8 @@ from visgate.domain.errors import (
 from visgate.store.base import LEASE_FIELDS
 
 T = TypeVar("T")
+
+_BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -62,6 +66,26 @@ def _row_to_doc(row: sqlite3.Row) -> dict[str, Any]:
     return doc
 
 
+def _is_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """Switching a fresh file to WAL answers "database is locked" at once (the busy timeout
+    does not apply) while another process does the same, so the switch is retried; any
+    other error (a bad path, a corrupt file) is raised at once."""
+    for attempt in Retrying(
+        stop=stop_after_delay(_BUSY_TIMEOUT_S),
+        wait=wait_random(0.005, 0.05),
+        retry=retry_if_exception(_is_locked),
+        reraise=True,
+    ):
+        with attempt:
+            conn.execute("PRAGMA journal_mode=WAL")
+
+
 def _body(doc: dict[str, Any]) -> str:
     return json.dumps(
         {k: v for k, v in doc.items() if k not in LEASE_FIELDS and k != "version"},
@@ -79,12 +103,16 @@ class SqliteBackend:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.executescript(_SCHEMA)
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_S)
+            try:
+                conn.row_factory = sqlite3.Row
+                _switch_to_wal(conn)
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+                conn.executescript(_SCHEMA)
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
 

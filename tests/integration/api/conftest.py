@@ -68,3 +68,39 @@ async def make_api(tmp_path: Path) -> AsyncIterator[Any]:
 @pytest.fixture
 async def api(make_api: Any) -> Api:
     return await make_api()
+
+
+@dataclass
+class ProbeRun:
+    """A `log_probe` session: its answers and every line the process wrote."""
+
+    result: dict[str, Any]
+    output: str  # stdout + stderr, raw
+    records: list[dict[str, Any]]  # the JSON log lines
+    data_dir: Path
+
+
+@pytest.fixture(scope="session")
+def probe_run(tmp_path_factory: pytest.TempPathFactory) -> ProbeRun:
+    import json
+    import subprocess
+    import sys
+
+    data_dir = tmp_path_factory.mktemp("log_probe")
+    result_path = data_dir / "result.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.integration.api.log_probe", str(data_dir), str(result_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[3],
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    return ProbeRun(
+        result=json.loads(result_path.read_text(encoding="utf-8")),
+        output=proc.stdout + proc.stderr,
+        records=records,
+        data_dir=data_dir,
+    )

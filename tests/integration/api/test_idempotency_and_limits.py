@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.integration.api.conftest import Api
 from tests.integration.api.test_deployments_api import assert_envelope
 
@@ -71,3 +73,41 @@ async def test_rate_limit_answers_429_with_retry_after(make_api) -> None:
     assert 1 <= int(resp.headers["retry-after"]) <= 60
     # another key has its own budget
     assert (await api.client.get("/v1/deployments", headers=api.auth("bob"))).status_code == 200
+
+
+async def test_other_body_422_names_the_idempotency_key_field(api: Api) -> None:
+    await _post(api, "k-fields")
+    resp = await _post(api, "k-fields", hf_model_id="black-forest-labs/FLUX.1-schnell")
+    error = assert_envelope(resp, 422, "IdempotencyConflictError")
+    assert [f["field"] for f in error["fields"]] == ["Idempotency-Key"]
+    assert error["fields"][0]["message"]
+
+
+async def test_a_255_character_key_is_accepted_and_replays(api: Api) -> None:
+    key = "k" * 255
+    first = await _post(api, key)
+    second = await _post(api, key)
+    assert first.status_code == second.status_code == 202, first.text
+    assert second.json() == first.json()
+    assert second.headers.get("idempotent-replayed") == "true"
+
+
+async def test_a_key_whose_first_request_died_is_free_again_after_its_lease(api: Api) -> None:
+    """A crash between claiming the key and answering must not block it for a day."""
+    from visgate.api.routers.deployments import _fingerprint
+    from visgate.api.schemas import CreateDeployment
+    from visgate.store.repository import IDEMPOTENCY_IN_FLIGHT_LEASE_S
+
+    now = [time.time()]
+    api.services.store.clock = lambda: now[0]
+    tenant = api.keys["alice"].tenant
+    body = CreateDeployment(hf_model_id="stabilityai/sdxl-turbo")
+    assert await api.services.store.idempotency_begin(tenant, "k-died", _fingerprint(body)) is None
+    # ... and the process that claimed it is gone.
+    assert_envelope(await _post(api, "k-died"), 409, "IdempotencyConflictError")
+    now[0] += IDEMPOTENCY_IN_FLIGHT_LEASE_S + 1
+    retry = await _post(api, "k-died")
+    assert retry.status_code == 202, retry.text
+    replay = await _post(api, "k-died")
+    assert replay.status_code == 202 and replay.json() == retry.json()
+    assert replay.headers.get("idempotent-replayed") == "true"

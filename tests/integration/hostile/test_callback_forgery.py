@@ -132,3 +132,33 @@ async def test_callback_replayed_after_delete_never_revives_the_deployment(
         assert resp.json()["accepted"] is False
     assert await _view(api, dep_id) == gone
     assert gone["status"] == "deleted"
+
+
+async def test_ready_before_the_endpoint_is_recorded_moves_the_deployment_to_ready(
+    api: Api,
+) -> None:
+    """A fast worker can call back while the record still reads creating_endpoint; the
+    callback walks it through loading_model to ready in one write (was a 500)."""
+    dep_id = await _new(api)
+    await _advance(api, dep_id, Status.selecting_gpu, Status.creating_endpoint)
+    token = "Bearer " + api.services.callback_token(dep_id)
+    resp = await _callback(api, dep_id, READY, token)
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"deployment_id": dep_id, "status": "ready", "accepted": True}
+    view = await _view(api, dep_id)
+    assert view["status"] == "ready" and view["ready_at"]
+    assert [e["status"] for e in view["logs"]][-2:] == ["loading_model", "ready"]
+
+
+@pytest.mark.parametrize("raw", [b"Bearer \xff", b"Bearer \xc3\xa9" + b"0" * 63, b"\xff"])
+async def test_a_non_ascii_callback_token_answers_401(
+    api: Api, loading: tuple[str, str], raw: bytes
+) -> None:
+    dep_id, _ = loading
+    before = await _view(api, dep_id)
+    resp = await api.client.post(
+        f"/internal/deployment-ready/{dep_id}", json=READY, headers={"Authorization": raw}
+    )
+    assert resp.status_code == 401, resp.text
+    assert envelope_problem(resp) is None
+    assert await _view(api, dep_id) == before

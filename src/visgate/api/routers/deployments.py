@@ -167,6 +167,7 @@ async def delete_deployment(
         dep.due_at = now
         return True
 
-    await services.store.mutate(deployment_id, begin_delete, tenant=key.tenant)
+    dep = await services.store.mutate(deployment_id, begin_delete, tenant=key.tenant)
     services.poke()
+    log.info("deployment_delete_requested", status=dep.status.value)
     return Response(status_code=204)

@@ -20,15 +20,25 @@ from visgate.api.schemas import ERROR_RESPONSES
 from visgate.domain.deployment import Deployment, iso
 from visgate.domain.errors import DeploymentNotFoundError, TransientError
 from visgate.domain.status import SETTLED
+from visgate.settings import Settings, StoreKind
 
 router = APIRouter(prefix="/v1/deployments", tags=["deployments"], responses=ERROR_RESPONSES)
 
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.25  # SQLite: a local read, so status changes show at once
+# Firestore bills every document read, and each open stream polls on its own: 1 s keeps a
+# stream to about one read a second for a delay nobody watching a deployment notices.
+FIRESTORE_POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 15
 
 
+def poll_seconds(settings: Settings) -> float:
+    return FIRESTORE_POLL_SECONDS if settings.store is StoreKind.firestore else POLL_SECONDS
+
+
 def _event(dep: Deployment, seq: int, status: str, at: float) -> dict[str, Any]:
-    data = {**dep.public(), "event_status": status, "event_at": iso(at)}
+    """One status change. `status` is the change's own (a replayed event must not say the
+    deployment is already `ready`); the other fields are the record as it is now."""
+    data = {**dep.public(), "status": status, "event_status": status, "event_at": iso(at)}
     data.pop("logs", None)
     data["last_log"] = dep.logs[-1].public() if dep.logs else None
     return {"id": str(seq), "event": "status", "data": json.dumps(data)}
@@ -52,6 +62,7 @@ async def deployment_events(
         sent = int(last_event_id) if last_event_id else 0
     except ValueError:
         sent = 0
+    poll = poll_seconds(services.settings)
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
         nonlocal dep, sent
@@ -64,7 +75,7 @@ async def deployment_events(
                 return
             if await request.is_disconnected():
                 return
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(poll)
             try:
                 dep = await services.store.get(deployment_id, tenant=key.tenant)
             except DeploymentNotFoundError:
