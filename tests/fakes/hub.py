@@ -9,7 +9,8 @@ statuses and `X-Error-Code` / `X-Error-Message` headers the client maps to its e
 
     with run_fake_hub() as hub:                      # seeded with the registry's models
         hub.state.add_model("me/model", parameters={"BF16": 10**9})
-        hub.state.fail_next(2, status=503)           # fault knobs
+        hub.state.fail_next(2, status=503)           # fault knobs (also fail_always,
+        hub.state.hang("/auth-check")                #   latency_s, hang)
         ... HubValidator(hub.url) ...
         assert hub.state.count("/api/models/me/model") == 1
 
@@ -52,6 +53,7 @@ __all__ = [
 
 
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
+HANG_MAX_S = 10.0  # a hung request gives up on its own after this
 DISABLED = "Access to this resource is disabled."
 EXPANDABLE = {
     "author",
@@ -84,7 +86,13 @@ class FakeModel:
     pipeline_tag: str | None = None
     tags: list[str] = field(default_factory=list)
     tokens_with_access: set[str] = field(default_factory=set)
+    # Valid tokens the hub answers 403 without an error code (a fine-grained token whose
+    # scope leaves this repo out).
+    tokens_forbidden: set[str] = field(default_factory=set)
     files: dict[str, bytes] = field(default_factory=dict)  # content served by /resolve
+    # How model info answers a disabled repo: 403 "Access to this resource is disabled."
+    # (the usual form) or 200 with `"disabled": true`.
+    disabled_status: int = 403
 
     @property
     def sha(self) -> str:
@@ -108,6 +116,8 @@ class FakeHubState:
         self.valid_tokens: set[str] = {VALID_TOKEN, GATED_ACCESS_TOKEN}
         self.requests: list[RequestRecord] = []
         self.latency_s = 0.0
+        self.hung_up: list[str] = []  # paths of hung requests whose client gave up
+        self._hang: set[str] = set()
         self._faults: deque[tuple[int, str | None]] = deque()
         self._fail_always: tuple[int, str | None] | None = None
 
@@ -124,7 +134,9 @@ class FakeHubState:
         pipeline_tag: str | None = None,
         tags: Iterable[str] = (),
         tokens_with_access: Iterable[str] = (),
+        tokens_forbidden: Iterable[str] = (),
         files: dict[str, bytes] | None = None,
+        disabled_status: int = 403,
     ) -> FakeModel:
         """Add (or replace) a repo; `siblings` items are `{rfilename, size}` or `(name, size)`."""
         sibs = [s if isinstance(s, dict) else {"rfilename": s[0], "size": s[1]} for s in siblings]
@@ -142,11 +154,13 @@ class FakeHubState:
             pipeline_tag=pipeline_tag,
             tags=list(tags),
             tokens_with_access=set(tokens_with_access),
+            tokens_forbidden=set(tokens_forbidden),
             files=dict(files or {}),
+            disabled_status=disabled_status,
         )
         with self.lock:
             self.models[repo_id.lower()] = model
-            self.valid_tokens |= model.tokens_with_access
+            self.valid_tokens |= model.tokens_with_access | model.tokens_forbidden
         return model
 
     def reset(self, *, seed: bool = True) -> None:
@@ -156,6 +170,8 @@ class FakeHubState:
             self.valid_tokens = {VALID_TOKEN, GATED_ACCESS_TOKEN}
             self.requests.clear()
             self.latency_s = 0.0
+            self.hung_up.clear()
+            self._hang.clear()
             self._faults.clear()
             self._fail_always = None
         if seed:
@@ -174,6 +190,12 @@ class FakeHubState:
         """Answer every request with `status` until called with None."""
         with self.lock:
             self._fail_always = (status, retry_after) if status else None
+
+    def hang(self, path_contains: str) -> None:
+        """Never answer requests whose path contains this; record when the client hangs up
+        (`hung_up`), which shows the client's own timeout fired and freed its socket."""
+        with self.lock:
+            self._hang.add(path_contains)
 
     def count(self, path_contains: str = "", *, method: str | None = None) -> int:
         with self.lock:
@@ -196,6 +218,10 @@ class FakeHubState:
             if self._faults:
                 return self._faults.popleft()
             return self._fail_always
+
+    def _hangs(self, path: str) -> bool:
+        with self.lock:
+            return any(part in path for part in self._hang)
 
     def _model(self, repo_id: str) -> FakeModel | None:
         with self.lock:
@@ -262,8 +288,20 @@ def build_app(state: FakeHubState) -> Starlette:
         value = request.headers.get("authorization", "")
         return value[7:] if value.lower().startswith("bearer ") else None
 
+    async def hang_until_client_leaves(request: Request) -> Response:
+        deadline = asyncio.get_running_loop().time() + HANG_MAX_S
+        while asyncio.get_running_loop().time() < deadline:
+            if await request.is_disconnected():
+                with state.lock:
+                    state.hung_up.append(request.url.path)
+                break
+            await asyncio.sleep(0.01)
+        return Response(status_code=504)
+
     async def guard(request: Request) -> Response | None:
         fault = state._record(request)
+        if state._hangs(request.url.path):
+            return await hang_until_client_leaves(request)
         if state.latency_s:
             await asyncio.sleep(state.latency_s)
         if fault is not None:
@@ -275,7 +313,9 @@ def build_app(state: FakeHubState) -> Starlette:
             return _error(401, INVALID_CREDENTIALS)
         return None
 
-    def readable(request: Request, repo_id: str) -> FakeModel | Response:
+    def readable(request: Request, repo_id: str, *, info: bool = False) -> FakeModel | Response:
+        """The repo, or the hub's refusal; `info`: for model info, where a disabled repo may
+        answer 200 with `"disabled": true`."""
         token = bearer(request)
         model = state._model(repo_id)
         hidden = model is None or (model.private and token not in model.tokens_with_access)
@@ -283,7 +323,9 @@ def build_app(state: FakeHubState) -> Starlette:
             # Anonymous callers get 401, authenticated ones 404; both say RepoNotFound.
             return _error(401 if token is None else 404, "Repository not found", "RepoNotFound")
         assert model is not None
-        if model.disabled:
+        if token is not None and token in model.tokens_forbidden:
+            return _error(403, "This fine-grained token has no access to this repository")
+        if model.disabled and not (info and model.disabled_status == 200):
             return _error(403, DISABLED)
         return model
 
@@ -314,7 +356,7 @@ def build_app(state: FakeHubState) -> Starlette:
     async def model_info(request: Request) -> Response:
         if (early := await guard(request)) is not None:
             return early
-        found = readable(request, repo_of(request))
+        found = readable(request, repo_of(request), info=True)
         if isinstance(found, Response):
             return found
         rev = request.path_params.get("rev")

@@ -6,14 +6,18 @@ It behaves like Runpod where our code could get it wrong: template names are uni
 `saveEndpoint` with an id REPLACES every field (omitted ones reset to defaults); an endpoint
 must have 0 workers before `deleteEndpoint`; `deleteTemplate` fails while an endpoint uses
 the template (and, with `template_release_lag`, a few times after); `saveTemplate` without
-`dockerArgs` answers "Something went wrong"; the account caps the sum of `workersMax`.
+`dockerArgs` answers "Something went wrong"; the account caps the sum of `workersMax`; a
+key is taken only from `Authorization: Bearer` (`?api_key=` in the URL is a 400).
 
 Knobs on `.state` (thread-safe; the server runs on its own thread): `api_keys`,
 `worker_quota`, `pools_without_capacity` (workers stay `throttled`, jobs stay IN_QUEUE),
 `latency_s`, `fail_next(n, status, retry_after=, surface=, field=)` (429/5xx bursts),
+`refuse_next(message, n, field=)` (a GraphQL error at HTTP 200, e.g. "try again later"),
 `lose_answer_next(field, n)` (runs the mutation, then answers 502), `set_workers(...)`,
 `job_handler` (sync or async; default echoes the input), `on_endpoint_created` (sync or
-async, called with the endpoint's view). Reads: `calls`, `calls_of(field)`,
+async, called with the endpoint's view when a worker would start: at creation with
+`workersMin >= 1`, else on the first queued job, as on Runpod). Reads: `calls` (each with `path`: path and query
+as sent), `calls_of(field)`,
 `creations(kind)`, `endpoint(name_or_id)`, `template(...)`, `endpoint_env(...)`.
 
 Use `run_fake_runpod()` for a loopback server, or `FakeRunpod().app` with
@@ -107,6 +111,8 @@ def _operation(query: str, operation_name: str | None) -> tuple[str | None, tupl
 
 
 def _fault_response(fault: Fault) -> Response:
+    if fault.message is not None:
+        return JSONResponse({"data": None, "errors": [{"message": fault.message}]})
     headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
     body = "Too Many Requests" if fault.status == 429 else "upstream error"
     return Response(body, status_code=fault.status, headers=headers, media_type="text/plain")
@@ -114,7 +120,21 @@ def _fault_response(fault: Fault) -> Response:
 
 def _key(request: Request) -> str:
     value = request.headers.get("authorization", "")
-    return value.removeprefix("Bearer ").strip() or request.query_params.get("api_key", "")
+    return value.removeprefix("Bearer ").strip()
+
+
+def _target(request: Request) -> str:
+    """Path and query as sent, so tests can see anything a client put in the URL."""
+    query = request.url.query
+    return f"{request.url.path}?{query}" if query else request.url.path
+
+
+def _key_in_url(request: Request) -> Response | None:
+    """A strict server: a key in the URL (`?api_key=`, as Runpod's examples do) is refused,
+    since URLs end up in access logs."""
+    if "api_key" in request.query_params:
+        return JSONResponse({"errors": [{"message": "api_key in the URL is refused"}]}, 400)
+    return None
 
 
 def build_app(state: FakeRunpodState) -> Starlette:
@@ -148,7 +168,9 @@ def build_app(state: FakeRunpodState) -> Starlette:
         query, variables = str(body.get("query") or ""), body.get("variables") or {}
         operation, fields = _operation(query, body.get("operationName"))
         auth = request.headers.get("authorization")
-        state.record(Call("graphql", "/graphql", operation, fields, variables, auth))
+        state.record(Call("graphql", _target(request), operation, fields, variables, auth))
+        if (refused := _key_in_url(request)) is not None:
+            return refused
         if _key(request) not in state.api_keys:
             return JSONResponse({"errors": [{"message": "Unauthorized"}]}, status_code=401)
         if fault := state.take_fault("graphql", fields, after=False):
@@ -210,7 +232,9 @@ def build_app(state: FakeRunpodState) -> Starlette:
         endpoint_id, action = request.path_params["endpoint_id"], request.path_params["action"]
         job_id = request.path_params.get("job_id")
         auth = request.headers.get("authorization")
-        state.record(Call("serverless", request.url.path, authorization=auth))
+        state.record(Call("serverless", _target(request), authorization=auth))
+        if (refused := _key_in_url(request)) is not None:
+            return refused
         if _key(request) not in state.api_keys:
             return Response("Unauthorized", status_code=401)
         if fault := state.take_fault("serverless", (), after=False):

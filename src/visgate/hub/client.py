@@ -1,21 +1,25 @@
-"""The two hub calls validation needs, made with huggingface_hub's `HfApi`.
+"""The two hub calls validation needs, made with huggingface_hub's client.
 
-`HfApi` is synchronous (2.x runs on httpx2), so each call goes to a worker thread. Its
-shared client has no timeout (`default_client_factory`), so `model_info` gets one and
-every call is also bounded from the event loop's side. Transient failures (429, 5xx,
-timeouts, connection errors) are retried with tenacity, honouring `Retry-After`, then
-surface as `HuggingFaceUnavailableError` so the reconciler retries later.
+`HfApi` is synchronous (2.x runs on httpx2), so each call goes to a thread of this client's
+own bounded pool (a hanging hub cannot starve the loop's default executor). The library's
+shared httpx2 client has no timeout (`default_client_factory`, `timeout=None`) and
+`HfApi.auth_check` takes none, so every request here carries its own: an abandoned
+`asyncio.wait_for` alone would leave the thread blocked on the socket. Transient failures
+(429, 5xx, timeouts, connection errors) are retried with tenacity, honouring
+`Retry-After`, then surface as `HuggingFaceUnavailableError` so the reconciler retries later.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
 from huggingface_hub import HfApi
+from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -31,6 +35,8 @@ from visgate.hub.weights import RepoFile
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+HUB_THREADS = 16  # hub calls in flight at once per client; more wait for a free thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,7 @@ class HubClient:
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self._api = HfApi(endpoint=self.endpoint, library_name="visgate")
+        self._threads = ThreadPoolExecutor(HUB_THREADS, thread_name_prefix="visgate-hub")
         self._timeout_s = timeout_s
         self._attempts = max(1, retry_attempts)
         self._max_wait = max_retry_wait
@@ -102,17 +109,22 @@ class HubClient:
 
     async def check_access(self, model_id: str, token: str) -> None:
         """Raise unless `token` may read `model_id` (how gated repos answer "who may")."""
-        await self._call(
-            "auth_check",
-            model_id,
-            token,
-            lambda: self._api.auth_check(model_id, token=token),
+        await self._call("auth_check", model_id, token, lambda: self._auth_check(model_id, token))
+
+    def _auth_check(self, model_id: str, token: str) -> None:
+        """`HfApi.auth_check` (same route, headers and error mapping) with a timeout."""
+        response = get_session().get(
+            f"{self.endpoint}/api/models/{model_id}/auth-check",
+            headers=build_hf_headers(token=token, library_name="visgate"),
+            timeout=self._timeout_s,
         )
+        hf_raise_for_status(response)
 
     async def _call(self, what: str, model_id: str, token: str | None, fn: Callable[[], T]) -> T:
         async def once() -> T:
             try:
-                return await asyncio.wait_for(asyncio.to_thread(fn), self._timeout_s + 1.0)
+                call = asyncio.get_running_loop().run_in_executor(self._threads, fn)
+                return await asyncio.wait_for(call, self._timeout_s + 1.0)
             except Exception as exc:
                 raise translate(exc, model_id, with_token=bool(token)) from exc
 

@@ -33,6 +33,7 @@ from visgate.domain.errors import (
     ValidationError,
     VisgateError,
 )
+from visgate.providers.retry_after import parse_retry_after, retry_after_header
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -62,8 +63,8 @@ def not_found_error(model_id: str, *, with_token: bool) -> HuggingFaceModelNotFo
 
 
 def _retry_after(response: httpx2.Response) -> dict[str, str]:
-    value = response.headers.get("Retry-After")
-    return {"Retry-After": value} if value and value.isdigit() else {}
+    """The hub's `Retry-After` (seconds or an HTTP date) as whole seconds, or nothing."""
+    return retry_after_header(parse_retry_after(response.headers.get("Retry-After")))
 
 
 def translate(exc: BaseException, model_id: str, *, with_token: bool) -> VisgateError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import structlog
@@ -85,9 +85,16 @@ class HubValidator:
         return self._client.endpoint
 
     async def check(self, model_id: str, token: str | None) -> ModelCheck:
-        """Validate `model_id` (a hub repo or a registry bundle) for a deployment."""
-        key = (model_id, token_digest(token))
-        return await self._cache.get_or_run(key, lambda: self._check(model_id, token))
+        """Validate `model_id` (a hub repo or a registry bundle) for a deployment.
+
+        Hub ids are case-insensitive, so `Org/Model` and `org/model` share one cache entry
+        (and one hub call in a burst); each caller still gets the spelling it sent back,
+        unless the registry names the model (then its canonical id)."""
+        key = (model_id.lower(), token_digest(token))
+        check = await self._cache.get_or_run(key, lambda: self._check(model_id, token))
+        if check.source == "registry" or check.model_id == model_id:
+            return check
+        return replace(check, model_id=model_id)
 
     async def _check(self, model_id: str, token: str | None) -> ModelCheck:
         spec = get_spec(model_id)

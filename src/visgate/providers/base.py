@@ -33,6 +33,9 @@ class EndpointSpec:
     execution_timeout_ms: int = 600_000
     scaler_type: str = "QUEUE_DELAY"
     scaler_value: int = 4
+    # A Runpod container registry credential id, for a worker image in a private registry;
+    # sent as the template's `containerRegistryAuthId` only when set.
+    registry_auth_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

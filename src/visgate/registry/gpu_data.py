@@ -6,10 +6,11 @@ Sources (checked 2026-11):
   and the serverless endpoint docs https://docs.runpod.io/serverless/endpoints/endpoint-configurations
   (a priority list of GPU categories; Runpod falls back down the list when one has no capacity).
 - VRAM and prices: https://docs.runpod.io/serverless/pricing (flex cost per second).
-  That table does not list the 32 GB (RTX 5090) and 96 GB (RTX PRO 6000) pools: their
-  price rank is placed from Runpod's Pod prices (5090 ~ L40, RTX PRO 6000 between L40S and
-  A100: https://deploybase.ai/articles/runpod-gpu-pricing, March 2026) and their price is
-  left unknown (None) rather than guessed.
+  That table does not list the 32 GB (RTX 5090) and 96 GB (RTX PRO 6000) pools (checked
+  again 2026-11: still absent), so their price is left unknown (None) rather than guessed,
+  and they rank AFTER every priced pool: selection never spends a user's money at an
+  unknown rate while a pool with a known one fits. They stay reachable by widening (when
+  the priced pools have no capacity) and by naming them as a `gpu_tier`.
 Pool members can drift; `GpuCatalogue.refresh` overlays the live `gpuTypes` answer.
 """
 
@@ -26,7 +27,7 @@ class GpuPool:
     vram_gb: float
     gpus: tuple[str, ...]  # display names
     gpu_type_ids: tuple[str, ...]  # Runpod `gpuTypes` ids of the members
-    price_rank: int  # 1 = cheapest per second
+    price_rank: int  # 1 = cheapest per second; unpriced pools rank after every priced one
     flex_usd_per_second: float | None  # None where Runpod's table does not list the pool
     aliases: tuple[str, ...] = ()  # GPU names that pin this pool as a `gpu_tier`
 
@@ -74,22 +75,58 @@ POOLS: tuple[GpuPool, ...] = (
         ("a6000", "a40"),
     ),
     GpuPool(
-        "ADA_32_PRO",
-        32.0,
-        ("RTX 5090",),
-        ("NVIDIA GeForce RTX 5090",),
-        5,
-        None,
-        ("5090", "rtx5090"),
-    ),
-    GpuPool(
         "ADA_48_PRO",
         48.0,
         ("L40", "L40S", "RTX 6000 Ada"),
         ("NVIDIA L40", "NVIDIA L40S", "NVIDIA RTX 6000 Ada Generation"),
-        6,
+        5,
         0.00053,
         ("l40", "l40s", "6000ada", "rtx6000ada"),
+    ),
+    GpuPool(
+        "AMPERE_80",
+        80.0,
+        ("A100 PCIe", "A100 SXM"),
+        ("NVIDIA A100 80GB PCIe", "NVIDIA A100-SXM4-80GB"),
+        6,
+        0.00076,
+        ("a100",),
+    ),
+    GpuPool(
+        "ADA_80_PRO",
+        80.0,
+        ("H100 PCIe", "H100 SXM", "H100 NVL"),
+        ("NVIDIA H100 PCIe", "NVIDIA H100 80GB HBM3", "NVIDIA H100 NVL"),
+        7,
+        0.00116,
+        ("h100",),
+    ),
+    GpuPool(
+        "HOPPER_141",
+        141.0,
+        ("H200",),
+        ("NVIDIA H200",),
+        8,
+        0.00155,
+        ("h200",),
+    ),
+    GpuPool(
+        "BLACKWELL_180",
+        180.0,
+        ("B200",),
+        ("NVIDIA B200",),
+        9,
+        0.00240,
+        ("b200",),
+    ),
+    GpuPool(
+        "ADA_32_PRO",
+        32.0,
+        ("RTX 5090",),
+        ("NVIDIA GeForce RTX 5090",),
+        10,
+        None,
+        ("5090", "rtx5090"),
     ),
     GpuPool(
         "BLACKWELL_96",
@@ -100,45 +137,9 @@ POOLS: tuple[GpuPool, ...] = (
             "NVIDIA RTX PRO 6000 Blackwell Workstation Edition",
             "NVIDIA RTX PRO 6000 Blackwell Max-Q Workstation Edition",
         ),
-        7,
+        11,
         None,
         ("rtxpro6000", "pro6000"),
-    ),
-    GpuPool(
-        "AMPERE_80",
-        80.0,
-        ("A100 PCIe", "A100 SXM"),
-        ("NVIDIA A100 80GB PCIe", "NVIDIA A100-SXM4-80GB"),
-        8,
-        0.00076,
-        ("a100",),
-    ),
-    GpuPool(
-        "ADA_80_PRO",
-        80.0,
-        ("H100 PCIe", "H100 SXM", "H100 NVL"),
-        ("NVIDIA H100 PCIe", "NVIDIA H100 80GB HBM3", "NVIDIA H100 NVL"),
-        9,
-        0.00116,
-        ("h100",),
-    ),
-    GpuPool(
-        "HOPPER_141",
-        141.0,
-        ("H200",),
-        ("NVIDIA H200",),
-        10,
-        0.00155,
-        ("h200",),
-    ),
-    GpuPool(
-        "BLACKWELL_180",
-        180.0,
-        ("B200",),
-        ("NVIDIA B200",),
-        11,
-        0.00240,
-        ("b200",),
     ),
 )
 

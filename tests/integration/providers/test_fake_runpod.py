@@ -105,7 +105,7 @@ async def test_deletes_wait_for_zero_workers_and_a_free_template(fake: RunningFa
     assert "0 min and max workers" in busy.json()["errors"][0]["message"]
 
 
-def test_endpoint_creation_hook_runs_with_the_endpoint_env(fake: RunningFakeRunpod) -> None:
+def _watch_worker_starts(fake: RunningFakeRunpod) -> tuple[list[dict[str, Any]], threading.Event]:
     seen: list[dict[str, Any]] = []
     called = threading.Event()
 
@@ -114,20 +114,47 @@ def test_endpoint_creation_hook_runs_with_the_endpoint_env(fake: RunningFakeRunp
         called.set()
 
     fake.state.on_endpoint_created = hook
+    return seen, called
 
-    async def create() -> None:
-        template = await _template(fake)
-        await _gql(
-            fake,
-            ops.SAVE_ENDPOINT_DOC,
-            {"input": {"name": "e-one", "templateId": template["id"], "gpuIds": "ADA_24"}},
-        )
 
-    asyncio.run(create())
+async def _endpoint(fake: RunningFakeRunpod, **changes: Any) -> dict[str, Any]:
+    template = await _template(fake)
+    answer = await _gql(
+        fake,
+        ops.SAVE_ENDPOINT_DOC,
+        {"input": {"name": "e-one", "templateId": template["id"], "gpuIds": "ADA_24", **changes}},
+    )
+    return answer.json()["data"]["saveEndpoint"]
+
+
+def test_an_active_worker_starts_with_the_endpoint_env(fake: RunningFakeRunpod) -> None:
+    seen, called = _watch_worker_starts(fake)
+
+    asyncio.run(_endpoint(fake, workersMin=1))
 
     assert called.wait(5)
     assert seen[0]["name"] == "e-one"
     assert {e["key"]: e["value"] for e in seen[0]["env"]} == {"A": "1"}
+
+
+def test_a_flex_worker_starts_only_once_a_job_is_queued(fake: RunningFakeRunpod) -> None:
+    """Like Runpod: with workersMin=0 no container runs until a job waits."""
+    seen, called = _watch_worker_starts(fake)
+
+    async def create_then_run() -> None:
+        endpoint = await _endpoint(fake, workersMin=0)
+        await asyncio.sleep(0.3)
+        assert not called.is_set(), "a flex worker started with no job queued"
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(
+                f"{fake.api_base}/{endpoint['id']}/run", json={"input": {}}, headers=AUTH
+            )
+        assert answer.status_code == 200
+
+    asyncio.run(create_then_run())
+
+    assert called.wait(5)
+    assert seen[0]["name"] == "e-one"
 
 
 async def test_usable_in_process_through_asgi_transport() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.fakes.runpod import RunningFakeRunpod
 from tests.integration.providers.conftest import make_spec
-from visgate.domain.errors import NotFoundError, ValidationError
+from visgate.domain.errors import NotFoundError, RunpodAPIError, ValidationError
 from visgate.providers.base import GpuProvider
 from visgate.providers.runpod import RunpodProvider
 
@@ -294,3 +294,59 @@ def test_one_provider_serves_successive_event_loops(fake: RunningFakeRunpod, api
 
     assert health.workers.ready == 1
     assert [e.endpoint_id for e in listed] == [ref.endpoint_id]
+
+
+async def test_teardown_still_sends_the_delete_when_scaling_to_zero_is_refused(
+    provider: RunpodProvider, fake: RunningFakeRunpod, api_key: str
+) -> None:
+    # An endpoint whose template was deleted: Runpod refuses the scale-down with
+    # "Template not found", which is about the template, not the endpoint.
+    spec = make_spec(workers_min=1)
+    ref = await provider.ensure_endpoint(spec, api_key=api_key)
+    with fake.state.lock:
+        fake.state.endpoints[ref.endpoint_id]["templateId"] = "deleted-template"
+
+    with pytest.raises(RunpodAPIError, match="not deleted") as raised:
+        await provider.teardown(spec.name, api_key=api_key)
+
+    assert fake.state.calls_of("deleteEndpoint")[0].variables == {"id": ref.endpoint_id}
+    assert fake.state.endpoint(spec.name) is not None  # still billing: not a success
+    assert "Template not found" in raised.value.message
+
+
+async def test_teardown_trusts_a_not_found_delete_only_when_the_listing_agrees(
+    provider: RunpodProvider, fake: RunningFakeRunpod, api_key: str
+) -> None:
+    spec = make_spec()
+    ref = await provider.ensure_endpoint(spec, api_key=api_key)
+    fake.state.refuse_next("Endpoint not found", field="deleteEndpoint")  # yet it is there
+
+    with pytest.raises(RunpodAPIError, match="not deleted"):
+        await provider.teardown(spec.name, api_key=api_key)
+    assert fake.state.endpoint(ref.endpoint_id) is not None
+
+    await provider.teardown(spec.name, api_key=api_key)  # a later try finishes the job
+    assert fake.state.endpoint(ref.endpoint_id) is None
+    assert fake.state.template(spec.name) is None
+
+
+async def test_a_registry_credential_reaches_the_template(
+    provider: RunpodProvider, fake: RunningFakeRunpod, api_key: str
+) -> None:
+    spec = make_spec(registry_auth_id="cred_7f3a")
+
+    await provider.ensure_endpoint(spec, api_key=api_key)
+
+    assert fake.state.template(spec.name)["containerRegistryAuthId"] == "cred_7f3a"
+
+
+async def test_no_registry_credential_is_sent_unless_one_is_set(
+    provider: RunpodProvider, fake: RunningFakeRunpod, api_key: str
+) -> None:
+    spec = make_spec()
+
+    await provider.ensure_endpoint(spec, api_key=api_key)
+
+    (save,) = fake.state.calls_of("saveTemplate")
+    assert "containerRegistryAuthId" not in save.variables["input"]
+    assert fake.state.template(spec.name).get("containerRegistryAuthId") is None

@@ -188,3 +188,52 @@ async def test_template_still_in_use_after_retries_is_transient_and_a_later_tear
 
     await provider.teardown(spec.name, api_key=api_key)
     assert fake.state.template(spec.name) is None
+
+
+HICCUP = "Something went wrong. Please try again later or contact support."
+
+
+async def test_runpods_try_again_answer_is_retried_away(
+    provider: RunpodProvider, fake: RunningFakeRunpod, api_key: str
+) -> None:
+    fake.state.refuse_next(HICCUP, 2)
+
+    listed = await provider.list_endpoints(api_key=api_key)
+
+    assert listed == []
+    assert len(fake.state.calls) == 3
+
+
+async def test_a_try_again_answer_to_a_create_is_retried_after_a_fresh_lookup(
+    provider: RunpodProvider, fake: RunningFakeRunpod, api_key: str
+) -> None:
+    fake.state.refuse_next(HICCUP, 1, field="saveEndpoint")
+
+    ref = await provider.ensure_endpoint(make_spec(), api_key=api_key)
+
+    assert fake.state.creations("endpoint") == [ref.endpoint_id]
+    assert len(fake.state.calls_of("saveEndpoint")) == 2
+
+
+async def test_try_again_that_persists_is_transient_unavailability(
+    provider: RunpodProvider, fake: RunningFakeRunpod, api_key: str
+) -> None:
+    fake.state.refuse_next("Internal server error", 10)
+
+    with pytest.raises(RunpodUnavailableError, match="Internal server error") as caught:
+        await provider.list_endpoints(api_key=api_key)
+
+    assert caught.value.transient
+    assert len(fake.state.calls) == 3  # retry_attempts, then the reconciler's backoff
+
+
+async def test_an_unrelated_limit_message_is_not_a_gpu_verdict(
+    provider: RunpodProvider, fake: RunningFakeRunpod, api_key: str
+) -> None:
+    fake.state.refuse_next("name exceeds the maximum limit of 64 characters", field="saveTemplate")
+
+    with pytest.raises(RunpodAPIError, match="maximum limit of 64") as caught:
+        await provider.ensure_endpoint(make_spec(), api_key=api_key)
+
+    assert not isinstance(caught.value, RunpodInsufficientGPUError)
+    assert len(fake.state.calls_of("saveTemplate")) == 1  # a refusal: not retried

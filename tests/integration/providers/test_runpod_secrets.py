@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 import structlog
 from structlog.testing import capture_logs
@@ -99,5 +100,24 @@ async def test_key_goes_only_in_the_authorization_header(
     assert {c.surface for c in fake.state.calls} == {"graphql", "serverless"}
     for call in fake.state.calls:
         assert call.authorization == f"Bearer {api_key}"
-        assert api_key not in call.path
+        # `path` is the URL as sent, query included: no key, and no query at all.
+        assert call.path in ("/graphql", f"/v2/{ref.endpoint_id}/health")
+        assert api_key not in call.path and "api_key" not in call.path
         assert api_key not in repr(call.variables)
+
+
+async def test_the_fake_refuses_a_key_in_the_url_and_records_the_query(
+    fake: RunningFakeRunpod, api_key: str
+) -> None:
+    # What makes the test above able to fail: a key in the URL is seen, and refused.
+    async with httpx.AsyncClient() as client:
+        graphql = await client.post(
+            f"{fake.graphql_url}?api_key={api_key}", json={"query": "{ gpuTypes { id } }"}
+        )
+        health = await client.get(f"{fake.api_base}/abc/health", params={"api_key": api_key})
+
+    assert (graphql.status_code, health.status_code) == (400, 400)
+    assert [c.path for c in fake.state.calls] == [
+        f"/graphql?api_key={api_key}",
+        f"/v2/abc/health?api_key={api_key}",
+    ]

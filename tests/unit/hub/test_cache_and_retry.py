@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from email.utils import formatdate
 
 import pytest
 
@@ -169,3 +171,61 @@ async def test_offline_the_registry_stands_alone(hub: FakeHub) -> None:
     with pytest.raises(HuggingFaceUnsupportedModelError, match="HF_HUB_OFFLINE"):
         await validator.check("Qwen/Qwen2.5-0.5B-Instruct", None)
     assert hub.requests == []
+
+
+async def test_two_spellings_of_one_model_make_one_hub_call(
+    hub: FakeHub, validator: HubValidator
+) -> None:
+    hub.state.add_model("acme/Mixed-Case", siblings=[("model.safetensors", 10**9)])
+    hub.state.latency_s = 0.2
+    lower, upper = await asyncio.gather(
+        validator.check("acme/mixed-case", None), validator.check("ACME/Mixed-Case", None)
+    )
+    assert hub.state.count("/api/models/") == 1  # the hub knows both as one repo
+    assert lower.vram_gb == upper.vram_gb
+    assert (lower.model_id, upper.model_id) == ("acme/mixed-case", "ACME/Mixed-Case")
+
+
+def _http_date(seconds_from_now: float) -> str:
+    return formatdate(time.time() + seconds_from_now, usegmt=True)
+
+
+async def test_an_http_date_retry_after_is_honoured_within_the_cap(hub: FakeHub) -> None:
+    validator = HubValidator(hub.url, max_retry_wait=0.3, initial_retry_wait=0.001)
+    hub.state.fail_next(1, status=429, retry_after=_http_date(60))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await validator.check(MODEL, None)
+    assert 0.25 <= loop.time() - started < 5  # waited the cap, not the 1 ms backoff
+
+
+async def test_an_http_date_retry_after_reaches_the_error_as_seconds(hub: FakeHub) -> None:
+    validator = HubValidator(
+        hub.url, retry_attempts=1, max_retry_wait=0.01, initial_retry_wait=0.001
+    )
+    hub.state.fail_always(503, retry_after=_http_date(120))
+    with pytest.raises(HuggingFaceUnavailableError) as raised:
+        await validator.check(MODEL, None)
+    assert 100 <= int(raised.value.headers["Retry-After"]) <= 121
+
+
+async def test_a_hanging_auth_check_fails_as_transient_and_frees_its_thread(
+    hub: FakeHub,
+) -> None:
+    validator = HubValidator(
+        hub.url, timeout_s=0.3, retry_attempts=2, max_retry_wait=0.01, initial_retry_wait=0.001
+    )
+    hub.state.hang("/auth-check")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(HuggingFaceUnavailableError, match="in time"):
+        await validator.check("black-forest-labs/FLUX.1-dev", GATED_ACCESS_TOKEN)
+    assert loop.time() - started < 2  # two 0.3 s timeouts, not an hour
+    assert hub.state.count("/auth-check") == 2  # retry_attempts
+    # Each hung request was dropped by the client's own timeout: no thread is left
+    # blocked on a socket the hub never answers.
+    for _ in range(100):
+        if len(hub.state.hung_up) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert hub.state.hung_up == ["/api/models/black-forest-labs/FLUX.1-dev/auth-check"] * 2

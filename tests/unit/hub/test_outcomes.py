@@ -20,6 +20,7 @@ from visgate.domain.errors import (
 from visgate.hub import HubValidator
 
 WEIGHTS = [("config.json", 500), ("model.safetensors", 2_000_000_000)]
+FINE_GRAINED_TOKEN = "hf_fake_fine_grained_other_repos"
 
 
 @dataclass
@@ -87,6 +88,32 @@ CASES = [
         None,
         HuggingFaceDisabledModelError,
         ["disabled"],
+    ),
+    Case(
+        "disabled, answered 200 with disabled: true",
+        {"disabled": True, "disabled_status": 200, "siblings": WEIGHTS},
+        None,
+        HuggingFaceDisabledModelError,
+        ["disabled"],
+    ),
+    Case(
+        "fine-grained token without access to the repo (403, no error code)",
+        {"siblings": WEIGHTS, "tokens_forbidden": {FINE_GRAINED_TOKEN}},
+        FINE_GRAINED_TOKEN,
+        HuggingFaceModelNotFoundError,
+        ["no access", "hf_token"],
+    ),
+    Case(
+        "gated, fine-grained token without access to the repo",
+        {
+            "gated": "manual",
+            "siblings": WEIGHTS,
+            "tokens_with_access": {GATED_ACCESS_TOKEN},
+            "tokens_forbidden": {FINE_GRAINED_TOKEN},
+        },
+        FINE_GRAINED_TOKEN,
+        HuggingFaceModelNotFoundError,
+        ["no access"],
     ),
     Case(
         "no weights at all",

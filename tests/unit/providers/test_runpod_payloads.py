@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -105,3 +106,10 @@ def test_runpods_worker_cap_message_reads_as_quota() -> None:
     assert not is_quota("Template name must be unique")
     assert is_not_found("Endpoint not found")
     assert is_in_use("Template is in use by an endpoint")
+
+
+def test_a_registry_credential_is_sent_only_when_set() -> None:
+    with_credential = replace(SPEC, registry_auth_id="cred_1")
+
+    assert spec_template_input(with_credential)["containerRegistryAuthId"] == "cred_1"
+    assert "containerRegistryAuthId" not in spec_template_input(SPEC)

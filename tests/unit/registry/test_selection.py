@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from visgate.domain.errors import RunpodInsufficientGPUError, ValidationError
+from visgate.registry.gpu_data import POOLS
 from visgate.registry.gpus import (
     fitting_pools,
     resolve_tier,
@@ -21,14 +22,16 @@ from visgate.registry.gpus import (
         (16.0, ["AMPERE_16", "AMPERE_24", "ADA_24"]),  # equal to the pool's VRAM fits
         (16.01, ["AMPERE_24", "ADA_24", "AMPERE_48"]),
         (24.0, ["AMPERE_24", "ADA_24", "AMPERE_48"]),
-        (24.01, ["AMPERE_48", "ADA_32_PRO", "ADA_48_PRO"]),  # 48 GB A6000 is cheaper than a 5090
-        (32.0, ["AMPERE_48", "ADA_32_PRO", "ADA_48_PRO"]),
-        (32.01, ["AMPERE_48", "ADA_48_PRO", "BLACKWELL_96"]),
-        (48.0, ["AMPERE_48", "ADA_48_PRO", "BLACKWELL_96"]),
-        (48.01, ["BLACKWELL_96", "AMPERE_80", "ADA_80_PRO"]),
-        (80.0, ["BLACKWELL_96", "AMPERE_80", "ADA_80_PRO"]),
-        (80.01, ["BLACKWELL_96", "HOPPER_141", "BLACKWELL_180"]),
-        (96.0, ["BLACKWELL_96", "HOPPER_141", "BLACKWELL_180"]),
+        # The 5090 (32 GB) and RTX PRO 6000 (96 GB) pools have no published serverless
+        # price: they come after every priced pool that fits.
+        (24.01, ["AMPERE_48", "ADA_48_PRO", "AMPERE_80"]),
+        (32.0, ["AMPERE_48", "ADA_48_PRO", "AMPERE_80"]),
+        (32.01, ["AMPERE_48", "ADA_48_PRO", "AMPERE_80"]),
+        (48.0, ["AMPERE_48", "ADA_48_PRO", "AMPERE_80"]),
+        (48.01, ["AMPERE_80", "ADA_80_PRO", "HOPPER_141"]),
+        (80.0, ["AMPERE_80", "ADA_80_PRO", "HOPPER_141"]),
+        (80.01, ["HOPPER_141", "BLACKWELL_180", "BLACKWELL_96"]),
+        (96.0, ["HOPPER_141", "BLACKWELL_180", "BLACKWELL_96"]),
         (96.01, ["HOPPER_141", "BLACKWELL_180"]),
         (141.0, ["HOPPER_141", "BLACKWELL_180"]),
         (141.01, ["BLACKWELL_180"]),
@@ -124,7 +127,7 @@ def test_a_tier_too_small_names_the_smallest_that_fits(
 
 
 def test_excluded_pools_yield_the_next_ones() -> None:
-    assert select_pools(21.7, exclude=["AMPERE_24"]) == ["ADA_24", "AMPERE_48", "ADA_32_PRO"]
+    assert select_pools(21.7, exclude=["AMPERE_24"]) == ["ADA_24", "AMPERE_48", "ADA_48_PRO"]
     assert select_pools(21.7, "24gb", exclude=["AMPERE_24"]) == ["ADA_24"]
 
 
@@ -148,10 +151,10 @@ def test_widening_walks_every_fitting_pool_then_stops() -> None:
 
 def test_widening_keeps_current_pools_when_few_are_new() -> None:
     start = select_pools(70.0)
-    assert start == ["BLACKWELL_96", "AMPERE_80", "ADA_80_PRO"]
+    assert start == ["AMPERE_80", "ADA_80_PRO", "HOPPER_141"]
     # Two untried pools left: the priciest current one stays as a third chance.
-    assert widen_pools(start, 70.0) == ["ADA_80_PRO", "HOPPER_141", "BLACKWELL_180"]
-    assert widen_pools(["ADA_80_PRO", "HOPPER_141", "BLACKWELL_180"], 70.0) is None
+    assert widen_pools(start, 70.0) == ["HOPPER_141", "BLACKWELL_180", "BLACKWELL_96"]
+    assert widen_pools(["HOPPER_141", "BLACKWELL_180", "BLACKWELL_96"], 70.0) is None
 
 
 def test_widening_stays_inside_the_tier() -> None:
@@ -162,3 +165,17 @@ def test_widening_stays_inside_the_tier() -> None:
 
 def test_widening_from_nothing_starts_at_the_cheapest() -> None:
     assert widen_pools([], 10.0) == ["AMPERE_16", "AMPERE_24", "ADA_24"]
+
+
+def test_a_60_gb_model_gets_the_priced_a100_before_the_unpriced_rtx_pro_6000() -> None:
+    pools = fitting_pools(60.0)
+    assert pools.index("AMPERE_80") < pools.index("BLACKWELL_96")
+    assert select_pools(60.0) == ["AMPERE_80", "ADA_80_PRO", "HOPPER_141"]
+
+
+def test_pools_without_a_known_price_rank_after_every_priced_pool() -> None:
+    ranked = sorted(POOLS, key=lambda p: p.price_rank)
+    priced = [p for p in ranked if p.flex_usd_per_second is not None]
+    unpriced = [p for p in ranked if p.flex_usd_per_second is None]
+    assert ranked == priced + unpriced
+    assert [p.flex_usd_per_second for p in priced] == sorted(p.flex_usd_per_second for p in priced)

@@ -3,7 +3,8 @@ to the domain's error types.
 
 The key rides in `Authorization: Bearer` (the `?api_key=` form the SDK uses ends up in
 access logs). gql hides the HTTP status when the body is JSON, so a response hook reads
-it first: 401/403 is a bad key whatever the body says; 429 and 5xx are worth a retry.
+it first: 401/403 is a bad key whatever the body says; 429 and 5xx are worth a retry, and
+so are GraphQL errors that ask to "try again" (Runpod's wording for its own hiccups).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from visgate.domain.errors import (
     RunpodInsufficientGPUError,
     VisgateError,
 )
-from visgate.providers.runpod.messages import is_quota, scrub
+from visgate.providers.runpod.messages import is_quota, is_retryable, scrub
 from visgate.providers.runpod.operations import operation_name
 from visgate.providers.runpod.retry import RetryPolicy, Transient, parse_retry_after
 
@@ -150,7 +151,7 @@ def _map_error(exc: BaseException, name: str, api_key: str) -> Exception:
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return Transient(f"Runpod did not answer {name} in time")
     if isinstance(exc, TransportQueryError):
-        return refusal(name, _first_message(exc), api_key)
+        return refusal_or_hiccup(name, _first_message(exc), api_key)
     if isinstance(exc, TransportServerError):
         return RunpodAPIError(f"Runpod answered HTTP {exc.code} to {name}")
     if isinstance(exc, TransportProtocolError):  # e.g. an HTML maintenance page
@@ -163,6 +164,17 @@ def _first_message(exc: TransportQueryError) -> str:
         if isinstance(error, dict) and error.get("message"):
             return str(error["message"])
     return "no message"
+
+
+def refusal_or_hiccup(name: str, message: str, api_key: str) -> VisgateError | Transient:
+    """A GraphQL error answer. Runpod words its internal failures as "Something went wrong.
+    Please try again later." at HTTP 200: those are `Transient` (retried by the policy, then
+    `RunpodUnavailableError` for the reconciler's backoff); the rest are refusals. The
+    worker cap is checked first: it is final even if a message ever suggests a retry."""
+    text = scrub(message, api_key)
+    if not is_quota(text) and is_retryable(text):
+        return Transient(f"Runpod failed {name} on its side: {text}")
+    return refusal(name, message, api_key)
 
 
 def refusal(name: str, message: str, api_key: str) -> VisgateError:

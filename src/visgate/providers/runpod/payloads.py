@@ -26,10 +26,17 @@ def env_dict(rows: list[dict[str, Any]] | None) -> dict[str, str]:
 
 
 def template_input(
-    *, name: str, image: str, env: dict[str, str], container_disk_gb: int, template_id: str | None
+    *,
+    name: str,
+    image: str,
+    env: dict[str, str],
+    container_disk_gb: int,
+    template_id: str | None,
+    registry_auth_id: str | None = None,
 ) -> dict[str, Any]:
     """A serverless template. `dockerArgs: ""` must be sent (without it Runpod answered
-    "Something went wrong"); serverless templates have no volume (volumeInGb 0)."""
+    "Something went wrong"); serverless templates have no volume (volumeInGb 0). A registry
+    credential (`containerRegistryAuthId`, for private images) goes only when given."""
     data: dict[str, Any] = {
         "name": name,
         "imageName": image,
@@ -40,6 +47,8 @@ def template_input(
         "ports": "",
         "env": env_list(env),
     }
+    if registry_auth_id:
+        data["containerRegistryAuthId"] = registry_auth_id
     if template_id:
         data["id"] = template_id
     return data
@@ -52,10 +61,14 @@ def spec_template_input(spec: EndpointSpec, template_id: str | None = None) -> d
         env=spec.env,
         container_disk_gb=spec.container_disk_gb,
         template_id=template_id,
+        registry_auth_id=spec.registry_auth_id,
     )
 
 
 def template_matches(row: dict[str, Any], spec: EndpointSpec) -> bool:
+    """Whether the listed template already is what `spec` asks for. The registry credential
+    is not compared: Runpod documents it as a `saveTemplate` input, not as a listed field,
+    so it is set whenever the template is created or saved for another change."""
     return (
         row.get("imageName") == spec.image
         and env_dict(row.get("env")) == {k: str(v) for k, v in spec.env.items()}

@@ -172,16 +172,40 @@ class RunpodProvider:
         log.info("runpod_teardown_done", name=name)
 
     async def _delete_endpoint(self, row: dict[str, Any], api_key: str) -> None:
+        """Scale to zero, then delete. Only `deleteEndpoint` may be answered "not found",
+        and even then the endpoint counts as gone only once a fresh listing agrees: an
+        endpoint left behind keeps billing its workers."""
+        scale_refusal = await self._scale_to_zero(row, api_key)
+        endpoint_id = str(row["id"])
         try:
-            if row.get("workersMin") or row.get("workersMax"):
-                await self.graphql.execute(
-                    ops.SAVE_ENDPOINT, {"input": scaled_to_zero(row)}, api_key=api_key
-                )
-            await self.graphql.execute(ops.DELETE_ENDPOINT, {"id": row["id"]}, api_key=api_key)
+            await self.graphql.execute(ops.DELETE_ENDPOINT, {"id": endpoint_id}, api_key=api_key)
         except RunpodAPIError as exc:
-            if not is_not_found(exc.message):
-                raise
-        log.info("runpod_endpoint_deleted", name=row.get("name"), endpoint_id=row["id"])
+            if not is_not_found(exc.message) or await self._still_listed(endpoint_id, api_key):
+                raise _delete_refused(row, exc, scale_refusal) from exc
+        log.info("runpod_endpoint_deleted", name=row.get("name"), endpoint_id=endpoint_id)
+
+    async def _scale_to_zero(self, row: dict[str, Any], api_key: str) -> RunpodAPIError | None:
+        """Runpod wants no workers before a delete. A refusal here (e.g. "Template not
+        found" for an endpoint whose template is gone) is returned, not raised: the delete
+        is tried anyway and decides. Transient and auth failures propagate."""
+        if not (row.get("workersMin") or row.get("workersMax")):
+            return None
+        try:
+            await self.graphql.execute(
+                ops.SAVE_ENDPOINT, {"input": scaled_to_zero(row)}, api_key=api_key
+            )
+        except RunpodAPIError as exc:
+            log.warning(
+                "runpod_scale_to_zero_refused",
+                name=row.get("name"),
+                endpoint_id=row["id"],
+                reason=exc.message,
+            )
+            return exc
+        return None
+
+    async def _still_listed(self, endpoint_id: str, api_key: str) -> bool:
+        return any(str(e.get("id")) == endpoint_id for e in await self._endpoints(api_key))
 
     async def _delete_template(self, name: str, api_key: str) -> None:
         async def once() -> None:
@@ -220,6 +244,19 @@ class RunpodProvider:
     async def aclose(self) -> None:
         await self.graphql.aclose()
         await self.serverless.aclose()
+
+
+def _delete_refused(
+    row: dict[str, Any], refused: RunpodAPIError, scale_refusal: RunpodAPIError | None
+) -> RunpodAPIError:
+    """Why an endpoint is still there, with the scale-down refusal when there was one."""
+    name = row.get("name") or row["id"]
+    if scale_refusal is None:
+        return RunpodAPIError(f"endpoint {name} was not deleted: {refused.message}")
+    return RunpodAPIError(
+        f"endpoint {name} was not deleted: scaling it to zero workers failed "
+        f"({scale_refusal.message}), then {refused.message}"
+    )
 
 
 def _named(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:

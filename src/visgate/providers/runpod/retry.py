@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from tenacity import (
@@ -24,6 +22,9 @@ from tenacity import (
 
 from visgate.domain.errors import RunpodUnavailableError
 from visgate.logging import get_logger
+from visgate.providers.retry_after import parse_retry_after
+
+__all__ = ["RetryPolicy", "Transient", "parse_retry_after"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -45,24 +46,6 @@ class Transient(Exception):
         if self.retry_after is not None:
             headers["Retry-After"] = str(max(1, round(self.retry_after)))
         return RunpodUnavailableError(self.message, headers=headers)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)
