@@ -62,7 +62,8 @@ def test_sigkill_three_times_loses_nothing_and_leaks_nothing(tmp_path: Path) -> 
         _assert_one_endpoint_per_live_deployment(stack, final)
 
         # Every ready deployment's webhook arrived, each under one stable webhook-id.
-        stack.assert_ready_webhooks([i for i, d in final.items() if d["status"] == "ready"])
+        ready = [i for i, d in final.items() if d["status"] == "ready"]
+        stack.assert_ready_webhooks(ready, crashes=True)
 
 
 @pytest.mark.parametrize(

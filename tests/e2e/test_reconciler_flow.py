@@ -9,15 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.fakes.hub_seed import VALID_TOKEN
-from tests.fakes.runpod_state import API_KEY
 from tests.support.receivers import FakeWorker
 from tests.support.stack import Stack, run_stack
 from visgate.webhooks import verify_webhook
 
 pytestmark = pytest.mark.slow
+
+USER_KEY = "rp_user_owned_1a2b3c4d5e6f"  # a deployment's own Runpod key, not the operator's
 
 
 def test_deployment_goes_ready_then_webhook_is_signed_then_delete_tears_down(
@@ -114,13 +116,24 @@ def test_webhook_500_then_200_is_retried_until_delivered(stack: Stack) -> None:
 def test_worker_reporting_failed_fails_the_deployment_and_tears_down(tmp_path: Path) -> None:
     with run_stack(tmp_path, worker=FakeWorker(report="failed")) as stack:
         stack.start()
+        stack.runpod.state.api_keys.add(USER_KEY)
         with stack.client() as client:
-            dep_id = stack.deploy(client)
+            dep_id = stack.deploy(client, user_runpod_key=USER_KEY)
             failed = stack.wait_for(client, dep_id)
             assert failed["status"] == "failed"
             assert failed["error"]["type"] == "WorkerFailedError"
             assert "out of memory" in failed["error"]["message"]
             _eventually(lambda: stack.runpod.state.endpoint(f"visgate-{dep_id}") is None)
+            _eventually(lambda: "cloud resources removed" in json.dumps(_logs(client, dep_id)))
+
+            # Deleting it later needs no key: its own went with the cleanup.
+            assert client.delete(f"/v1/deployments/{dep_id}").status_code == 204
+            deleted = stack.wait_for(client, dep_id, {"deleted"}, timeout=30)
+            assert deleted["error"]["type"] == "WorkerFailedError"
+
+
+def _logs(client: httpx.Client, dep_id: str) -> list[Any]:
+    return list(client.get(f"/v1/deployments/{dep_id}").json()["logs"])
 
 
 def test_silent_worker_times_out_and_tears_down(tmp_path: Path) -> None:
@@ -165,14 +178,22 @@ def test_bad_runpod_key_fails_permanently(stack: Stack) -> None:
 
 
 def test_delete_during_creation_does_not_leak_the_endpoint(stack: Stack) -> None:
-    stack.runpod.state.latency_s = 0.5  # every GraphQL call is slow: delete lands mid-step
+    stack.runpod.state.latency_s = 0.5  # every Runpod call is slow: the create step takes
+    stack.runpod.state.api_keys.add(USER_KEY)  # seconds, and DELETE lands in the middle
     with stack.client() as client:
-        dep_id = stack.deploy(client)
-        stack.wait_for(client, dep_id, {"creating_endpoint", "loading_model", "ready"})
+        dep_id = stack.deploy(client, user_runpod_key=USER_KEY)
+        creating = stack.wait_for(client, dep_id, {"creating_endpoint", "loading_model", "ready"})
+        assert creating["status"] == "creating_endpoint"
         assert client.delete(f"/v1/deployments/{dep_id}").status_code == 204
-        stack.wait_for(client, dep_id, {"deleted"}, timeout=60)
+        deleted = stack.wait_for(client, dep_id, {"deleted"}, timeout=60)
+    # The delete was recorded while the record still read creating_endpoint...
+    walked = list(dict.fromkeys(entry["status"] for entry in deleted["logs"]))
+    assert walked[walked.index("deleting") - 1] == "creating_endpoint", walked
+    # ...the step it interrupted still made the endpoint, and that endpoint is gone.
+    assert stack.runpod.state.created_names("endpoint") == [f"visgate-{dep_id}"]
     _eventually(lambda: stack.runpod.state.endpoints == {}, timeout=30)
-    assert API_KEY  # the operator key was used for nothing else
+    # Every Runpod call was made with the deployment's own key, never the operator's.
+    assert {c.authorization for c in stack.runpod.state.calls} == {f"Bearer {USER_KEY}"}
 
 
 def _eventually(check: Callable[[], object], timeout: float = 20) -> None:

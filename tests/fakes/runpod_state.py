@@ -2,11 +2,16 @@
 
 Everything lives in memory under one lock: the server runs on its own thread and tests
 read and set knobs from theirs.
+
+Workers start as on Runpod: a flex endpoint (`workersMin` 0) runs no container until a job
+is queued on it, so `on_endpoint_created` (the worker's start-up) fires at creation only
+for `workersMin >= 1`, else at the first accepted `/run` or `/runsync`; once per endpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import secrets
 import string
 import threading
@@ -85,6 +90,7 @@ class Fault:
     field: str | None
     retry_after: str | None
     after_commit: bool = False
+    message: str | None = None  # a GraphQL error answer at HTTP 200 instead of `status`
 
 
 @dataclass
@@ -131,6 +137,8 @@ class FakeRunpodState:
         self._faults: list[Fault] = []
         self._workers: dict[str, dict[str, int]] = {}
         self._release_lag: dict[str, int] = {}
+        self._worker_started: set[str] = set()  # endpoints whose worker start-up ran
+        self._hook_tasks: set[asyncio.Task[Any]] = set()
 
     def reset(self) -> None:
         """Back to a fresh account with default knobs (one server, many tests)."""
@@ -159,6 +167,12 @@ class FakeRunpodState:
         """Run the next `n` GraphQL calls of `field`, then answer `status`: a lost answer."""
         with self.lock:
             self._faults += [Fault(status, "graphql", field, None, True) for _ in range(n)]
+
+    def refuse_next(self, message: str, n: int = 1, *, field: str | None = None) -> None:
+        """Answer the next `n` GraphQL calls (of `field`) with `errors: [{message}]` at
+        HTTP 200, doing nothing: e.g. Runpod's "Something went wrong. Please try again"."""
+        with self.lock:
+            self._faults += [Fault(200, "graphql", field, None, message=message) for _ in range(n)]
 
     def set_workers(self, name_or_id: str, **counts: int) -> None:
         with self.lock:
@@ -243,6 +257,49 @@ class FakeRunpodState:
     def record(self, call: Call) -> None:
         with self.lock:
             self._calls.append(call)
+            self._start_worker_for_job(call)
+
+    def worker_started(self, name_or_id: str) -> bool:
+        """Whether this endpoint's worker start-up (the hook) has run."""
+        with self.lock:
+            return self._endpoint_row(name_or_id)["id"] in self._worker_started
+
+    def _start_worker_for_job(self, call: Call) -> None:
+        """A job queued on an endpoint with no worker yet makes Runpod start one."""
+        path, _, query = call.path.partition("?")
+        parts = path.strip("/").split("/")
+        if call.surface != "serverless" or len(parts) != 3 or parts[2] not in ("run", "runsync"):
+            return
+        if "api_key=" in query:
+            return  # refused by the server (a key in the URL)
+        key = (call.authorization or "").removeprefix("Bearer ").strip()
+        row = self.endpoints.get(parts[1])
+        if key in self.api_keys and row is not None:
+            self._start_worker(row)
+
+    def _start_worker(self, row: dict[str, Any]) -> None:
+        """Run `on_endpoint_created` once per endpoint, on the server's loop (a sync hook on
+        a thread, so a slow one cannot stall the fake)."""
+        if row["id"] in self._worker_started:
+            return
+        self._worker_started.add(row["id"])
+        hook = self.on_endpoint_created
+        if hook is None:
+            return
+        view = self._endpoint_view(row)
+
+        async def run() -> None:
+            result = (
+                hook(view)
+                if inspect.iscoroutinefunction(hook)
+                else await asyncio.to_thread(hook, view)
+            )
+            if inspect.isawaitable(result):
+                await result
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._hook_tasks.add(task)
+        task.add_done_callback(self._hook_tasks.discard)
 
     def health(self, endpoint_id: str) -> dict[str, Any]:
         with self.lock:
@@ -342,6 +399,9 @@ class Resolvers:
         self.s.endpoints[row["id"]] = row
         if endpoint_id is None:
             self.s._created.append(("endpoint", row["id"], row["name"]))
+        if row["workersMin"] >= 1 and row["id"] not in self.s._worker_started:
+            # Min workers run at once; flex ones wait for a job (FakeRunpodState.record).
+            self.s._worker_started.add(row["id"])
             self.created.append(self.s._endpoint_view(row))
         return self.s._endpoint_view(row)
 

@@ -44,14 +44,27 @@ class Delivery:
     headers: dict[str, str]
     body: bytes
     at: float
+    status: int = 204  # what the receiver answered
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
 
 
 @dataclass
 class WebhookReceiver:
+    """Records every request. Answers 204, or 500 to the first `fail_first` requests, or
+    what the URL asks for: `?status=410` (always), plus `&retry_after=2` for a header."""
+
     url: str = ""
     deliveries: list[Delivery] = field(default_factory=list)
     fail_first: int = 0  # answer 500 to this many requests first
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url_answering(self, status: int, retry_after: float | None = None) -> str:
+        """A webhook URL on this receiver that always answers `status`."""
+        query = f"status={status}" + (f"&retry_after={retry_after:g}" if retry_after else "")
+        return f"{self.url}?{query}"
 
     def by_event(self) -> dict[str, list[Delivery]]:
         import json
@@ -71,12 +84,17 @@ def webhook_receiver(fail_first: int = 0) -> Iterator[WebhookReceiver]:
 
     async def hook(request: Request) -> Response:
         body = await request.body()
+        status, headers = 204, {}
+        if "status" in request.query_params:
+            status = int(request.query_params["status"])
+            if "retry_after" in request.query_params:
+                headers["Retry-After"] = request.query_params["retry_after"]
         with receiver.lock:
-            receiver.deliveries.append(Delivery(dict(request.headers), body, time.time()))
-            if receiver.fail_first > 0:
+            if receiver.fail_first > 0 and "status" not in request.query_params:
                 receiver.fail_first -= 1
-                return Response(status_code=500)
-        return Response(status_code=204)
+                status = 500
+            receiver.deliveries.append(Delivery(dict(request.headers), body, time.time(), status))
+        return Response(status_code=status, headers=headers)
 
     with serve_in_thread(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as url:
         receiver.url = f"{url}/hook"

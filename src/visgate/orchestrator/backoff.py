@@ -11,11 +11,18 @@ from types import SimpleNamespace
 from tenacity import wait_random_exponential
 
 MAX_TRANSIENT_ATTEMPTS = 25  # about two hours at the 5-minute cap before a deployment fails
+MAX_DELAY_S = 300.0
 
-_wait = wait_random_exponential(multiplier=2, max=300)
+_wait = wait_random_exponential(multiplier=2, max=MAX_DELAY_S)
 
 
 def retry_delay(attempt: int, retry_after: float | None = None) -> float:
-    """Seconds before try number `attempt + 1`; at least what the upstream asked for."""
+    """Seconds before try number `attempt + 1`; at least what the upstream asked for.
+
+    From the cap on (only teardowns get that far) every wait is the maximum: jitter could
+    otherwise retry a step that keeps failing within seconds, for ever.
+    """
+    if attempt >= MAX_TRANSIENT_ATTEMPTS:
+        return max(MAX_DELAY_S, retry_after or 0.0)
     delay = float(_wait(SimpleNamespace(attempt_number=attempt)))  # type: ignore[arg-type]
     return max(delay, retry_after or 0.0, 0.5)

@@ -16,8 +16,10 @@ from visgate.domain.deployment import Deployment
 from visgate.domain.errors import (
     DeploymentNotFoundError,
     LeaseLostError,
+    SecretNotFoundError,
     StaleWriteError,
     TransientError,
+    VisgateError,
 )
 from visgate.domain.records import DeliveryAttemptLog, WebhookDelivery
 from visgate.domain.status import Status
@@ -27,6 +29,8 @@ from visgate.webhooks.sender import new_delivery_client
 
 log = get_logger(__name__)
 
+SECRET_TTL_S = 300.0
+
 
 class DeliveryWorker:
     def __init__(self, services: Services, *, owner: str, concurrency: int = 32) -> None:
@@ -35,7 +39,9 @@ class DeliveryWorker:
         self.concurrency = concurrency
         self.lease_seconds = 60.0
         self._client = new_delivery_client()
-        self._secrets: dict[str, str] = {}
+        self.secret_ttl_s = SECRET_TTL_S
+        self._clock = time.monotonic
+        self._secrets: dict[str, tuple[str, float]] = {}  # key id -> (secret, read at)
         self._running: set[asyncio.Task[None]] = set()
         self.wake = services.extras.setdefault("deliveries_wake", asyncio.Event())
 
@@ -74,62 +80,105 @@ class DeliveryWorker:
         await self.drain()
 
     async def _signing_secret(self, key_id: str | None) -> str | None:
+        """The API key's webhook secret, cached for `secret_ttl_s` (a rotated or deleted
+        secret is noticed within that time). None when the key or its secret is gone."""
         if key_id is None:
             return None
-        if key_id not in self._secrets:
-            key = await self.services.store.api_key_by_hash(key_id)
-            if key is None or key.webhook_secret_ref is None:
-                return None
-            self._secrets[key_id] = await self.services.secrets.get(key.webhook_secret_ref)
-        return self._secrets[key_id]
+        cached = self._secrets.get(key_id)
+        if cached is not None and self._clock() - cached[1] < self.secret_ttl_s:
+            return cached[0]
+        key = await self.services.store.api_key_by_hash(key_id)
+        if key is None or key.webhook_secret_ref is None:
+            self._secrets.pop(key_id, None)
+            return None
+        try:
+            secret = await self.services.secrets.get(key.webhook_secret_ref)
+        except SecretNotFoundError:
+            self._secrets.pop(key_id, None)
+            return None
+        self._secrets[key_id] = (secret, self._clock())
+        return secret
 
     async def attempt(self, delivery: WebhookDelivery) -> None:
-        from visgate.webhooks.schedule import next_delay
+        """One try. Every outcome is written to the delivery, a failure to read the signing
+        secret included, so it follows its schedule instead of coming back with its lease."""
+        try:
+            secret = await self._signing_secret(delivery.key_id)
+        except Exception as exc:
+            await self._secret_failed(delivery, exc)
+            return
+        if secret is None:
+            log.warning("delivery_without_secret", delivery_id=delivery.id)
+            outcome = "no signing secret for the API key that created it (key deleted?)"
+            await self._give_up(delivery, outcome)
+            return
+        await self._send(delivery, secret)
+
+    async def _secret_failed(self, delivery: WebhookDelivery, exc: Exception) -> None:
+        """A refusal ends the delivery; an outage (or a bug) counts as a failed try."""
+        error = exc.type if isinstance(exc, VisgateError) else type(exc).__name__
+        if isinstance(exc, VisgateError) and not exc.transient:
+            log.warning("delivery_secret_refused", delivery_id=delivery.id, error=error)
+            outcome = f"webhook {delivery.event_type} not sent: signing secret unreadable ({error})"
+            await self._give_up(delivery, outcome)
+            return
+        log.warning("delivery_secret_unavailable", delivery_id=delivery.id, error=error)
+        entry = DeliveryAttemptLog(
+            at=time.time(), ok=False, error=f"signing secret unavailable ({error})"
+        )
+        await self._record(delivery, entry, retry_after_s=None, disable=False)
+
+    async def _give_up(self, delivery: WebhookDelivery, outcome: str) -> None:
+        delivery.state, delivery.due_at = "failed", None
+        await self._finish(delivery, outcome, exhausted=True)
+
+    async def _send(self, delivery: WebhookDelivery, secret: str) -> None:
         from visgate.webhooks.sender import deliver_once
 
-        settings = self.services.settings
-        secret = await self._signing_secret(delivery.key_id)
-        if secret is None:
-            delivery.state, delivery.due_at = "failed", None
-            outcome = "no signing secret for the API key that created it (key deleted?)"
-            await self._finish(delivery, outcome, exhausted=True)
-            return
         result = await deliver_once(
             self._client,
             url=delivery.url,
             secret=secret,
             msg_id=delivery.id,
             body=delivery.body.encode(),
-            allow_private=settings.webhook_allow_private_urls,
+            allow_private=self.services.settings.webhook_allow_private_urls,
         )
-        now = time.time()
-        delivery.attempts.append(
-            DeliveryAttemptLog(
-                at=now,
-                status_code=result.status_code,
-                ok=result.ok,
-                duration_ms=result.duration_ms,
-                error=result.error,
-                response_excerpt=result.response_excerpt,
-            )
+        log_entry = DeliveryAttemptLog(
+            at=time.time(),
+            status_code=result.status_code,
+            ok=result.ok,
+            duration_ms=result.duration_ms,
+            error=result.error,
+            response_excerpt=result.response_excerpt,
         )
+        await self._record(
+            delivery, log_entry, retry_after_s=result.retry_after_s, disable=result.disable
+        )
+
+    async def _record(
+        self,
+        delivery: WebhookDelivery,
+        entry: DeliveryAttemptLog,
+        *,
+        retry_after_s: float | None,
+        disable: bool,
+    ) -> None:
+        """Log the attempt and schedule the next one (or end the delivery)."""
+        from visgate.webhooks.schedule import next_delay
+
+        now = entry.at
+        delivery.attempts.append(entry)
         n = len(delivery.attempts)
-        if result.ok:
+        if entry.ok:
             delivery.state, delivery.due_at = "delivered", None
             await self._finish(delivery, f"webhook {delivery.event_type} delivered (try {n})")
             return
-        delay = (
-            None
-            if result.disable
-            else next_delay(settings.webhook_retry_schedule, n, result.retry_after_s)
-        )
-        why = result.error or f"HTTP {result.status_code}"
+        schedule = self.services.settings.webhook_retry_schedule
+        delay = None if disable else next_delay(schedule, n, retry_after_s)
+        why = entry.error or f"HTTP {entry.status_code}"
         if delay is None:
-            delivery.state, delivery.due_at = "failed", None
-            await self._finish(
-                delivery,
-                f"webhook {delivery.event_type} failed after {n} tries: {why}",
-                exhausted=True,
+            await self._give_up(
+                delivery, f"webhook {delivery.event_type} failed after {n} tries: {why}"
             )
         else:
             delivery.due_at = now + delay

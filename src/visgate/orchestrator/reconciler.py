@@ -14,6 +14,7 @@ import os
 import secrets
 import socket
 import time
+from dataclasses import replace
 
 import structlog
 
@@ -39,6 +40,10 @@ def owner_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+# Teardown must finish: these statuses never give up (there is no status to fail into).
+_KEEP_TRYING = frozenset({Status.failed, Status.deleting})
+
+
 def _transient(exc: VisgateError | Exception) -> StepResult:
     error = ErrorInfo.of(exc)
     retry_after = None
@@ -48,22 +53,38 @@ def _transient(exc: VisgateError | Exception) -> StepResult:
 
     def retry_later(d: Deployment, now: float) -> None:
         d.attempts += 1
-        if d.attempts >= MAX_TRANSIENT_ATTEMPTS:
+        capped = d.attempts >= MAX_TRANSIENT_ATTEMPTS
+        if capped and d.status not in _KEEP_TRYING:
             d.fail(now, error)
             return
         delay = retry_delay(d.attempts, retry_after)
-        d.log(
-            now,
-            f"{error.type}: {error.message}; retrying in {delay:.0f} s (try {d.attempts})",
-            level="warning",
-        )
         d.due_at = now + delay
+        if capped:
+            # The record keeps its own error; only the logs say teardown keeps failing.
+            log.warning("teardown_keeps_failing", error_type=error.type, attempts=d.attempts)
+            if d.attempts > MAX_TRANSIENT_ATTEMPTS:
+                return  # said once on the record; the logs must not fill with repeats
+            message = f"{error.type}: {error.message}; still retrying every {delay:.0f} s"
+        else:
+            message = f"{error.type}: {error.message}; retrying in {delay:.0f} s (try {d.attempts})"
+        d.log(now, message, level="warning")
 
     return StepResult(advance=retry_later)
 
 
 def _permanent(exc: VisgateError) -> StepResult:
     return StepResult(advance=lambda d, now: d.fail(now, ErrorInfo.of(exc)))
+
+
+def _succeeded(result: StepResult) -> StepResult:
+    """A step that worked ends the run of transient failures: `attempts` counts only
+    consecutive ones, so scattered hiccups over a long wait never add up to a failure."""
+
+    def advance(d: Deployment, now: float) -> None:
+        d.attempts = 0
+        result.advance(d, now)
+
+    return replace(result, advance=advance)
 
 
 class Reconciler:
@@ -114,29 +135,55 @@ class Reconciler:
         await asyncio.gather(*list(self._running), return_exceptions=True)
 
     async def process(self, dep: Deployment) -> None:
+        """Run one step and write its result. Never raises: a task of the loop that raised
+        would die unseen; a record whose write failed comes due again when its lease ends."""
         structlog.contextvars.bind_contextvars(deployment_id=dep.id, status=dep.status.value)
         token = dep.lease_token
         assert token is not None
+        try:
+            result = await self._step_with_heartbeat(dep)
+            await self._apply(dep.id, dep.status, token, result)
+        except asyncio.CancelledError:
+            # Shutting down: hand the record back now rather than when the lease ends.
+            await asyncio.shield(self._release(dep.id, token))
+            raise
+        except (LeaseLostError, DeploymentNotFoundError):
+            log.info("lease_lost_result_dropped")
+        except StaleWriteError as exc:
+            log.warning("apply_gave_up_will_retry", error=exc.message)
+        except TransientError as exc:
+            log.warning("apply_failed_will_retry", error=exc.message)
+        except Exception:
+            log.exception("apply_crashed")
+
+    async def _step_with_heartbeat(self, dep: Deployment) -> StepResult:
         step_done = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(dep, step_done))
         try:
-            result = await self._run_step(dep)
+            return await self._run_step(dep)
         finally:
             # Never cancel a lease write mid-transaction: an abandoned Firestore
             # transaction keeps its document locked until the server times it out.
             step_done.set()
             await asyncio.shield(heartbeat)
+
+    async def _release(self, deployment_id: str, token: str) -> None:
+        """Clear our lease and make the record due at once; best effort."""
         try:
-            await self._apply(dep.id, dep.status, token, result)
-        except (LeaseLostError, DeploymentNotFoundError):
-            log.info("lease_lost_result_dropped")
-        except TransientError as exc:
-            log.warning("apply_failed_will_retry", error=exc.message)
+            fresh = await self.store.get(deployment_id)
+            if fresh.lease_token != token:
+                return
+            fresh.lease_owner = fresh.lease_token = fresh.lease_expires_at = None
+            fresh.due_at = time.time()
+            await self.store.save(fresh, lease_token=token)
+            log.info("lease_released_on_shutdown")
+        except Exception as exc:  # the lease simply runs out instead
+            log.info("lease_release_failed", error=type(exc).__name__)
 
     async def _run_step(self, dep: Deployment) -> StepResult:
         step = STEPS[dep.status]
         try:
-            return await step(self.services, dep)
+            return _succeeded(await step(self.services, dep))
         except VisgateError as exc:
             if exc.transient:
                 log.warning("step_transient_error", error_type=exc.type, error=exc.message)

@@ -15,6 +15,9 @@ from visgate.services import Services
 
 log = get_logger(__name__)
 
+PURGE_INTERVAL_S = 600.0  # when the sweep is off, expired keys are still purged
+_PERIODIC = frozenset({"housekeeping", "sweeper"})
+
 
 class BackgroundRunner:
     def __init__(self, services: Services) -> None:
@@ -31,6 +34,8 @@ class BackgroundRunner:
             asyncio.create_task(self.deliveries.run_forever(self._stop), name="deliveries"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
+        if self.services.settings.sweep_interval_seconds > 0:
+            self._tasks.append(asyncio.create_task(self._sweeping(), name="sweeper"))
         log.info("background_started", owner=self.reconciler.owner)
 
     async def stop(self) -> None:
@@ -38,7 +43,7 @@ class BackgroundRunner:
         self.services.poke()
         self.deliveries.wake.set()
         for task in self._tasks:
-            if task.get_name() == "housekeeping":
+            if task.get_name() in _PERIODIC:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.deliveries.aclose()
@@ -47,16 +52,28 @@ class BackgroundRunner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _housekeeping(self) -> None:
-        """Expire old counters and idempotency keys; sweep orphan endpoints."""
-        settings = self.services.settings
-        interval = settings.sweep_interval_seconds
+        """Expire old counters and idempotency keys."""
+        interval = self.services.settings.sweep_interval_seconds or PURGE_INTERVAL_S
         while True:
             await asyncio.sleep(interval)
             with contextlib.suppress(VisgateError):
                 await self.services.store.purge_expired()
+
+    async def _sweeping(self) -> None:
+        """Delete endpoints whose record here says they are dead (VISGATE_SWEEP_INTERVAL;
+        0 turns this off). Endpoints with no record are only logged: another install
+        sharing the Runpod account may own them; `visgate sweep` deletes those."""
+        settings = self.services.settings
+        while True:
+            await asyncio.sleep(settings.sweep_interval_seconds)
             key = settings.runpod_api_key.get_secret_value() if settings.runpod_api_key else None
-            if self.services.provider is not None and key:
-                try:
-                    await sweep(self.services.store, self.services.provider, api_key=key)
-                except VisgateError as exc:
-                    log.warning("sweep_failed", error_type=exc.type, error=exc.message)
+            if self.services.provider is None or not key:
+                continue
+            try:
+                await sweep(
+                    self.services.store, self.services.provider, api_key=key, delete_unknown=False
+                )
+            except VisgateError as exc:
+                log.warning("sweep_failed", error_type=exc.type, error=exc.message)
+            except Exception:  # a bug: say so, and keep sweeping
+                log.exception("sweep_crashed")

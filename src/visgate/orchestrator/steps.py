@@ -6,19 +6,29 @@ ran for; `facts` (things now true in the world, like an endpoint id) are recorde
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from visgate.domain.deployment import Deployment, ErrorInfo
 from visgate.domain.errors import (
     RunpodAPIError,
     RunpodTemplateNotConfiguredError,
+    SecretNotFoundError,
+    VisgateError,
 )
 from visgate.domain.status import Status
 from visgate.logging import get_logger
 from visgate.orchestrator.credentials import provider_key, secret
-from visgate.providers.base import EndpointRef, EndpointSpec, GpuProvider, endpoint_name
+from visgate.providers.base import (
+    EndpointRef,
+    EndpointSpec,
+    GpuProvider,
+    GpuType,
+    endpoint_name,
+)
 from visgate.services import Services
 
 log = get_logger(__name__)
@@ -70,10 +80,36 @@ async def validate(services: Services, dep: Deployment) -> StepResult:
 # --- selecting_gpu -----------------------------------------------------------------------
 
 
+GPU_TYPES_TIMEOUT_S = 10.0
+
+
+async def refresh_gpu_catalogue(services: Services, dep: Deployment) -> None:
+    """Overlay the provider's live GPU sizes on the catalogue (at most once per its TTL).
+
+    Uses the deployment's key (else the operator's). Never fails the step: without a key,
+    or when the fetch fails, selection uses the table it has.
+    """
+    from visgate.registry.catalogue import default_catalogue
+
+    if services.provider is None or not default_catalogue.due():
+        return
+    try:
+        key = await provider_key(services, dep)
+    except VisgateError:
+        return
+    provider = services.provider
+
+    async def fetch() -> list[GpuType]:
+        return await asyncio.wait_for(provider.gpu_types(api_key=key), GPU_TYPES_TIMEOUT_S)
+
+    await default_catalogue.refresh(fetch)
+
+
 async def select_gpu(services: Services, dep: Deployment) -> StepResult:
     from visgate.registry.gpus import select_pools
 
     assert dep.vram_gb is not None
+    await refresh_gpu_catalogue(services, dep)
     pools = select_pools(dep.vram_gb, dep.gpu_tier)
 
     def advance(d: Deployment, now: float) -> None:
@@ -106,7 +142,13 @@ async def endpoint_spec(services: Services, dep: Deployment, pools: list[str]) -
     hf_token = await secret(services, dep, "hf_token")
     if hf_token:
         env["HF_TOKEN"] = hf_token
-    return EndpointSpec(name=endpoint_name(dep.id), image=image, env=env, gpu_pools=pools)
+    return EndpointSpec(
+        name=endpoint_name(dep.id),
+        image=image,
+        env=env,
+        gpu_pools=pools,
+        registry_auth_id=settings.runpod_registry_auth_id,
+    )
 
 
 def _record_endpoint(ref: EndpointRef) -> Change:
@@ -123,11 +165,44 @@ def _record_endpoint(ref: EndpointRef) -> Change:
     return facts
 
 
+WARMUP_JOB: dict[str, Any] = {"input": {"warmup": True}}
+
+
+async def warm_up(services: Services, endpoint_id: str, key: str) -> Change:
+    """Queue the one warm-up job that makes Runpod start a worker.
+
+    With `workersMin=0` a flex worker's container runs only while a job waits, and it is
+    the worker's start-up (model load, then the ready callback) that the deployment waits
+    for. The worker answers `{"warmup": "ok"}` once its models are loaded.
+    """
+    answer = await provider_of(services).submit_job(endpoint_id, WARMUP_JOB, api_key=key)
+    job_id = str(answer.get("id") or "unknown")
+
+    def facts(d: Deployment, now: float) -> None:
+        if d.warmup_job_id is None:
+            d.warmup_job_id = job_id
+            d.log(now, f"warm-up job {job_id} queued so that a worker starts")
+
+    return facts
+
+
+def _both(first: Change, second: Change) -> Change:
+    def change(d: Deployment, now: float) -> None:
+        first(d, now)
+        second(d, now)
+
+    return change
+
+
 async def create_endpoint(services: Services, dep: Deployment) -> StepResult:
     spec = await endpoint_spec(services, dep, dep.gpu_pools)
     key = await provider_key(services, dep)
     ref = await provider_of(services).ensure_endpoint(spec, api_key=key)
     record = _record_endpoint(ref)
+    try:
+        record = _both(record, await warm_up(services, ref.endpoint_id, key))
+    except VisgateError as exc:  # the endpoint exists: keep that fact, warm up on the next pass
+        log.warning("warmup_submit_failed", error_type=exc.type, error=exc.message)
 
     def advance(d: Deployment, now: float) -> None:
         d.move_to(Status.loading_model, now, "waiting for the worker to load the model")
@@ -139,13 +214,28 @@ async def create_endpoint(services: Services, dep: Deployment) -> StepResult:
 
 # --- downloading_model / loading_model ---------------------------------------------------
 
+_WAITING = (Status.creating_endpoint, Status.downloading_model, Status.loading_model)
+
+
+def ready_deadline(dep: Deployment, timeout_s: float) -> float:
+    """When the worker must have reported ready.
+
+    `deadline_at` is written by the create step, which a worker callback can beat (the
+    record then moved on and the step's write was skipped); the clock then starts when the
+    record first entered a waiting status.
+    """
+    if dep.deadline_at is not None:
+        return dep.deadline_at
+    entered = [e.at for e in dep.history if e.status in _WAITING]
+    return (min(entered) if entered else dep.status_since) + timeout_s
+
 
 async def await_ready(services: Services, dep: Deployment) -> StepResult:
     from visgate.registry.gpus import widen_pools
 
     poll = float(services.settings.health_poll_seconds)
     now = time.time()
-    if dep.deadline_at is not None and now > dep.deadline_at:
+    if now > ready_deadline(dep, services.settings.ready_timeout_seconds):
         timeout = services.settings.ready_timeout_seconds
 
         def timed_out(d: Deployment, at: float) -> None:
@@ -168,6 +258,9 @@ async def await_ready(services: Services, dep: Deployment) -> StepResult:
 
     key = await provider_key(services, dep)
     provider = provider_of(services)
+    if dep.warmup_job_id is None:
+        queued = await warm_up(services, dep.endpoint_id, key)
+        return StepResult(facts=queued, advance=lambda d, at: setattr(d, "due_at", at + poll))
     health = await provider.endpoint_health(dep.endpoint_id, api_key=key)
     if not health.workers.stalled:
 
@@ -229,22 +322,56 @@ async def settle_ready(services: Services, dep: Deployment) -> StepResult:
     return await await_ready(services, dep)
 
 
+def came_through_failed(dep: Deployment) -> bool:
+    """The record was `failed` before its current status, so the failed step's cleanup ran:
+    it deletes the secrets only once "nothing left to remove" is on the record."""
+    return any(event.status is Status.failed for event in dep.history[:-1])
+
+
+def may_hold_resources(dep: Deployment) -> bool:
+    """Whether the provider may still hold something of this deployment.
+
+    Pools or an endpoint id count even without `needs_teardown` (a delete can land while
+    the create step is still running), except after a failed record's cleanup.
+    """
+    if dep.needs_teardown:
+        return True
+    return not came_through_failed(dep) and bool(dep.gpu_pools or dep.endpoint_id)
+
+
+async def teardown_provider(services: Services, dep: Deployment) -> None:
+    """Scale to zero and delete the endpoint and template. Repeatable."""
+    try:
+        key = await provider_key(services, dep)
+    except SecretNotFoundError:
+        if not came_through_failed(dep):
+            raise
+        log.info("teardown_key_gone_after_cleanup")  # nothing left we can reach
+        return
+    await provider_of(services).teardown(endpoint_name(dep.id), api_key=key)
+
+
 async def teardown(services: Services, dep: Deployment) -> None:
     """Remove the endpoint, its template, and the deployment's secrets. Repeatable."""
-    if dep.needs_teardown or dep.gpu_pools or dep.endpoint_id:
-        key = await provider_key(services, dep)
-        await provider_of(services).teardown(endpoint_name(dep.id), api_key=key)
+    if may_hold_resources(dep):
+        await teardown_provider(services, dep)
     await services.secrets.delete_for(dep.id)
 
 
 async def clean_up_failed(services: Services, dep: Deployment) -> StepResult:
+    """Two passes: remove cloud resources (recorded), then the deployment's secrets.
+
+    The secrets outlive the resources' record, so the key that reaches the endpoint is
+    never gone while the record still says something may be left.
+    """
     if not dep.needs_teardown:
+        await services.secrets.delete_for(dep.id)
         return StepResult(advance=lambda d, at: setattr(d, "due_at", None))
-    await teardown(services, dep)
+    await teardown_provider(services, dep)
 
     def done(d: Deployment, at: float) -> None:
         d.needs_teardown = False
-        d.due_at = None
+        d.due_at = at  # next pass: the secrets
         d.log(at, "cloud resources removed")
 
     return StepResult(advance=done)

@@ -1,6 +1,12 @@
-"""Orphan sweeper: provider endpoints named `visgate-*` whose record is missing, deleted or
-failed-and-cleaned are deleted. Catches what a crash between "created" and "recorded", or a
-teardown that raced a creation, could leave behind. Lists with the operator's key only.
+"""Orphan sweeper: provider endpoints named `visgate-*` that no live record owns are deleted.
+
+Catches what a crash between "created" and "recorded", or a teardown that raced a creation,
+could leave behind. Lists with the operator's key only.
+
+Two levels of certainty: an endpoint whose record here is deleted, or failed and cleaned,
+is surely ours and surely dead. One with no record at all may belong to another install
+sharing the Runpod account (a laptop on SQLite beside production), so only the operator's
+explicit `visgate sweep` deletes those; the periodic sweep just logs them.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from visgate.store.repository import DeploymentStore
 log = get_logger(__name__)
 
 PREFIX = "visgate-"
-_DEAD = {Status.deleted, Status.failed}
+NO_RECORD = "no record"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +33,9 @@ class Orphan:
 
 
 async def find_orphans(
-    store: DeploymentStore, provider: GpuProvider, *, api_key: str
+    store: DeploymentStore, provider: GpuProvider, *, api_key: str, delete_unknown: bool = True
 ) -> list[Orphan]:
+    """Endpoints to delete; record-less ones only with `delete_unknown` (else logged)."""
     orphans = []
     for endpoint in await provider.list_endpoints(api_key=api_key):
         if not endpoint.name.startswith(PREFIX):
@@ -37,7 +44,12 @@ async def find_orphans(
         try:
             dep = await store.get(deployment_id)
         except DeploymentNotFoundError:
-            orphans.append(Orphan(endpoint.endpoint_id, endpoint.name, "no record"))
+            if delete_unknown:
+                orphans.append(Orphan(endpoint.endpoint_id, endpoint.name, NO_RECORD))
+            else:
+                log.info(
+                    "sweep_unknown_endpoint", name=endpoint.name, endpoint_id=endpoint.endpoint_id
+                )
             continue
         if dep.status is Status.deleted or (dep.status is Status.failed and not dep.needs_teardown):
             orphans.append(
@@ -47,9 +59,16 @@ async def find_orphans(
 
 
 async def sweep(
-    store: DeploymentStore, provider: GpuProvider, *, api_key: str, dry_run: bool = False
+    store: DeploymentStore,
+    provider: GpuProvider,
+    *,
+    api_key: str,
+    dry_run: bool = False,
+    delete_unknown: bool = True,
 ) -> list[Orphan]:
-    orphans = await find_orphans(store, provider, api_key=api_key)
+    """Delete (or with `dry_run`, list) orphans. The periodic runner passes
+    `delete_unknown=False`; the operator's `visgate sweep` keeps the default."""
+    orphans = await find_orphans(store, provider, api_key=api_key, delete_unknown=delete_unknown)
     for orphan in orphans:
         log.info("orphan_endpoint", name=orphan.name, reason=orphan.reason, dry_run=dry_run)
         if not dry_run:

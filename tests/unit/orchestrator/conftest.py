@@ -1,0 +1,198 @@
+"""The reconciler's steps against the real SQLite store, the local secret store, the Runpod
+provider on the fake Runpod (loopback) and the fake hub. A test places a record in the
+status it is about, runs the loop's passes by hand, and reads the record back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.hub import FakeHub, run_fake_hub
+from tests.fakes.runpod import API_KEY, RunningFakeRunpod, run_fake_runpod
+from visgate.domain.deployment import Deployment, StatusEvent
+from visgate.domain.status import Status
+from visgate.hub import HubValidator
+from visgate.orchestrator.reconciler import Reconciler
+from visgate.providers.base import EndpointRef, EndpointSpec, endpoint_name
+from visgate.providers.runpod import RunpodProvider
+from visgate.registry.catalogue import default_catalogue
+from visgate.services import Services, build_services
+from visgate.settings import load_settings
+from visgate.store.repository import DeploymentStore
+from visgate.store.sqlite import SqliteBackend
+
+TENANT = "team"
+USER_KEY = "rp_user_owned_9c8b7a6d5e4f"  # a deployment's own Runpod key (another account)
+
+
+@pytest.fixture(scope="module")
+def runpod_server() -> Iterator[RunningFakeRunpod]:
+    with run_fake_runpod() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def hub_server() -> Iterator[FakeHub]:
+    with run_fake_hub() as hub:
+        yield hub
+
+
+@pytest.fixture
+def runpod(runpod_server: RunningFakeRunpod) -> RunningFakeRunpod:
+    runpod_server.state.reset()
+    runpod_server.state.worker_quota = 1000
+    runpod_server.state.api_keys.add(USER_KEY)
+    return runpod_server
+
+
+@pytest.fixture(autouse=True)
+def static_catalogue() -> Iterator[None]:
+    """The GPU catalogue is module state: each test starts from the static table."""
+    default_catalogue.reset()
+    yield
+    default_catalogue.reset()
+
+
+@dataclass
+class Plane:
+    """The control plane without HTTP: services, one reconciler, and record helpers."""
+
+    services: Services
+    runpod: RunningFakeRunpod
+    hub: FakeHub
+    reconciler: Reconciler
+
+    @property
+    def store(self) -> DeploymentStore:
+        return self.services.store
+
+    async def place(
+        self,
+        status: Status,
+        *,
+        since: float | None = None,
+        secrets: dict[str, str] | None = None,
+        model_id: str = "stabilityai/sdxl-turbo",
+        **fields: Any,
+    ) -> Deployment:
+        """A record in `status`, as if it had walked there; entered it at `since`."""
+        now = time.time()
+        dep = Deployment.new(tenant=TENANT, model_id=model_id, now=now)
+        for name, value in (secrets or {}).items():
+            dep.secret_refs[name] = await self.services.secrets.put(dep.id, name, value)
+        at = since if since is not None else now
+        path = _path_to(status)
+        dep.history = [StatusEvent(seq=i + 1, status=s, at=at) for i, s in enumerate(path)]
+        dep.status, dep.status_since = status, at
+        for name, value in fields.items():
+            setattr(dep, name, value)
+        return await self.store.create(dep)
+
+    async def endpoint_for(self, dep: Deployment, key: str = API_KEY) -> EndpointRef:
+        """Make the deployment's endpoint on the fake, as an earlier step would have."""
+        assert self.services.provider is not None
+        spec = EndpointSpec(
+            name=endpoint_name(dep.id), image="registry.example/w:1", env={}, gpu_pools=["ADA_24"]
+        )
+        return await self.services.provider.ensure_endpoint(spec, api_key=key)
+
+    async def run(self) -> int:
+        """One pass of the loop over what is due now, waiting for its steps."""
+        claimed = await self.reconciler.run_once()
+        await self.reconciler.drain()
+        return claimed
+
+    async def settle(self, dep_id: str, passes: int = 20) -> Deployment:
+        """Run passes while the record is due."""
+        for _ in range(passes):
+            dep = await self.store.get(dep_id)
+            if dep.due_at is None or dep.due_at > time.time():
+                return dep
+            await self.run()
+        return await self.store.get(dep_id)
+
+    async def make_due(self, dep_id: str) -> None:
+        """Skip the wait: the record comes due now (as if its backoff had passed)."""
+
+        def due(d: Deployment) -> None:
+            d.due_at = time.time()
+
+        await self.store.mutate(dep_id, due)
+
+    def endpoint(self, dep: Deployment) -> dict[str, Any] | None:
+        return self.runpod.state.endpoint(endpoint_name(dep.id))
+
+
+def _path_to(status: Status) -> list[Status]:
+    walk = [
+        Status.validating,
+        Status.selecting_gpu,
+        Status.creating_endpoint,
+        Status.loading_model,
+        Status.ready,
+    ]
+    if status in walk:
+        return walk[: walk.index(status) + 1]
+    if status is Status.downloading_model:
+        return [*walk[:3], Status.downloading_model]
+    if status is Status.failed:
+        return [*walk[:4], Status.failed]
+    return [*walk, status]  # deleting / deleted / webhook_failed from ready
+
+
+def plane_settings(tmp_path: Path, runpod: RunningFakeRunpod, hub: FakeHub, **env: Any) -> Any:
+    values: dict[str, Any] = {
+        "VISGATE_DB_PATH": str(tmp_path / "visgate.db"),
+        "VISGATE_SECRET_KEY": None,
+        "PROVIDER": "runpod",
+        "RUNPOD_GRAPHQL_URL": runpod.graphql_url,
+        "RUNPOD_API_BASE": runpod.api_base,
+        "RUNPOD_API_KEY": API_KEY,
+        "RUNPOD_TEMPLATE_IMAGE": "registry.example/visgate-worker:test",
+        "HF_ENDPOINT": hub.url,
+        "PUBLIC_BASE_URL": "http://127.0.0.1:9",
+        "INTERNAL_WEBHOOK_SECRET": "unit-internal-secret-0123456789abcdef",
+        "WEBHOOK_ALLOW_PRIVATE_URLS": True,
+        "WEBHOOK_RETRY_SCHEDULE": "0.2,0.2",
+        "VISGATE_HEALTH_POLL_SECONDS": 0.05,
+        "VISGATE_LEASE_SECONDS": 5,
+        **env,
+    }
+    return load_settings(**values)
+
+
+@pytest.fixture
+async def make_plane(
+    tmp_path: Path, runpod: RunningFakeRunpod, hub_server: FakeHub
+) -> AsyncIterator[Any]:
+    made: list[Services] = []
+    hub_server.state.reset()
+
+    async def make(*, store: DeploymentStore | None = None, **env: Any) -> Plane:
+        settings = plane_settings(tmp_path, runpod, hub_server, **env)
+        provider = RunpodProvider(
+            runpod.graphql_url, runpod.api_base, timeout=5.0, retry_attempts=2, max_retry_wait=0.02
+        )
+        hub = HubValidator(hub_server.url, max_retry_wait=0.02, timeout_s=2.0)
+        services = build_services(
+            settings,
+            store=store or DeploymentStore(SqliteBackend(settings.db_path)),
+            provider=provider,
+            hub=hub,
+        )
+        made.append(services)
+        return Plane(services, runpod, hub_server, Reconciler(services, owner="unit"))
+
+    yield make
+    for services in made:
+        await services.aclose()
+
+
+@pytest.fixture
+async def plane(make_plane: Any) -> Plane:
+    return await make_plane()

@@ -1,0 +1,148 @@
+"""A webhook whose signing secret cannot be read follows its schedule like any failed try
+(a store outage) or ends at once with the reason on the record (the secret is gone or
+refused); a deleted secret is noticed within the cache's TTL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.receivers import WebhookReceiver, webhook_receiver
+from tests.unit.orchestrator.conftest import Plane
+from visgate.domain.deployment import Deployment
+from visgate.domain.errors import SecretPermissionError, SecretStoreUnavailableError
+from visgate.domain.records import hash_api_key
+from visgate.domain.status import Status
+from visgate.keys import IssuedKey, issue_key
+from visgate.orchestrator.deliveries import DeliveryWorker
+from visgate.orchestrator.events import queue_pending_events
+from visgate.secrets.base import SecretStore
+
+
+class FlakySecrets:
+    """The real secret store behind a switch: `fault` is raised by every `get`."""
+
+    def __init__(self, inner: SecretStore) -> None:
+        self.inner = inner
+        self.fault: Exception | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def get(self, ref: str) -> str:
+        if self.fault is not None:
+            raise self.fault
+        return await self.inner.get(ref)
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with webhook_receiver() as running:
+        yield running
+
+
+@pytest.fixture
+async def issued(plane: Plane) -> IssuedKey:
+    return await issue_key(plane.services, "team")
+
+
+@pytest.fixture
+async def worker(plane: Plane) -> AsyncIterator[DeliveryWorker]:
+    made = DeliveryWorker(plane.services, owner="unit")
+    yield made
+    await made.aclose()
+
+
+async def _ready(plane: Plane, issued: IssuedKey, receiver: WebhookReceiver) -> Deployment:
+    """A ready deployment whose `deployment.ready` webhook is queued."""
+    dep = await plane.place(
+        Status.ready,
+        key_id=hash_api_key(issued.api_key),
+        user_webhook_url=receiver.url,
+        endpoint_id="e1",
+        due_at=None,
+    )
+    dep.pending_events = ["deployment.ready"]
+    await queue_pending_events(plane.services, dep)
+    return dep
+
+
+async def _pass(worker: DeliveryWorker) -> None:
+    await worker.run_once()
+    await worker.drain()
+
+
+async def _logs(plane: Plane, dep: Deployment) -> str:
+    return json.dumps([e.message for e in (await plane.store.get(dep.id)).logs])
+
+
+async def _delete_signing_secret(plane: Plane, issued: IssuedKey) -> None:
+    # keys.issue_key files the secret under the key's owner name `key_<hash prefix>`.
+    await plane.services.secrets.delete_for(f"key_{hash_api_key(issued.api_key)[:16]}")
+
+
+async def test_secret_store_outage_counts_as_a_try_and_follows_the_schedule(
+    plane: Plane, issued: IssuedKey, receiver: WebhookReceiver, worker: DeliveryWorker
+) -> None:
+    flaky = FlakySecrets(plane.services.secrets)
+    plane.services.secrets = flaky  # type: ignore[assignment]
+    flaky.fault = SecretStoreUnavailableError("secret store timed out")
+    dep = await _ready(plane, issued, receiver)
+
+    await _pass(worker)
+    assert receiver.deliveries == []
+    assert "try 1 failed (signing secret unavailable (SecretStoreUnavailableError))" in (
+        await _logs(plane, dep)
+    )
+    assert (await plane.store.get(dep.id)).status is Status.ready
+
+    flaky.fault = None
+    await asyncio.sleep(0.3)  # WEBHOOK_RETRY_SCHEDULE=0.2,0.2: the second try is due
+    await _pass(worker)
+    assert len(receiver.deliveries) == 1
+    assert "delivered (try 2)" in await _logs(plane, dep)
+
+
+@pytest.mark.parametrize("refusal", ["deleted", "permission denied"])
+async def test_unreadable_signing_secret_ends_the_delivery_with_its_reason(
+    plane: Plane,
+    issued: IssuedKey,
+    receiver: WebhookReceiver,
+    worker: DeliveryWorker,
+    refusal: str,
+) -> None:
+    if refusal == "deleted":
+        await _delete_signing_secret(plane, issued)
+        reason = "no signing secret"
+    else:
+        flaky = FlakySecrets(plane.services.secrets)
+        plane.services.secrets = flaky  # type: ignore[assignment]
+        flaky.fault = SecretPermissionError("permission denied on the secret")
+        reason = "signing secret unreadable (SecretPermissionError)"
+    dep = await _ready(plane, issued, receiver)
+
+    await _pass(worker)
+    fresh = await plane.store.get(dep.id)
+    assert fresh.status is Status.webhook_failed
+    assert reason in await _logs(plane, dep)
+    assert receiver.deliveries == []
+
+
+async def test_deleted_signing_secret_is_noticed_once_the_cache_expires(
+    plane: Plane, issued: IssuedKey, receiver: WebhookReceiver, worker: DeliveryWorker
+) -> None:
+    worker.secret_ttl_s = 0.2
+    first = await _ready(plane, issued, receiver)
+    await _pass(worker)
+    assert "delivered (try 1)" in await _logs(plane, first)
+
+    await _delete_signing_secret(plane, issued)
+    await asyncio.sleep(0.3)
+    second = await _ready(plane, issued, receiver)
+    await _pass(worker)
+    assert (await plane.store.get(second.id)).status is Status.webhook_failed
+    assert len(receiver.deliveries) == 1

@@ -1,0 +1,66 @@
+"""A step's task never dies unseen: a write that keeps losing to other writers is given up
+(the record comes due again when its lease ends), and a loop stopped mid-step hands its
+records back at once instead of leaving them leased."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from tests.unit.orchestrator.conftest import Plane
+from visgate.domain.deployment import Deployment
+from visgate.domain.status import Status
+from visgate.store.repository import DeploymentStore
+from visgate.store.sqlite import SqliteBackend
+
+
+class ContendedStore(DeploymentStore):
+    """A real store where another writer (say, a stream of worker callbacks) changes the
+    record just before each of the reconciler's writes, so each one is stale."""
+
+    contend = True
+
+    async def save(self, dep: Deployment, *, lease_token: str | None = None) -> Deployment:
+        if lease_token is not None and self.contend:
+            await self.mutate(dep.id, lambda d: d.log(time.time(), "another writer"))
+        return await super().save(dep, lease_token=lease_token)
+
+
+async def test_write_that_keeps_going_stale_is_dropped_and_the_record_comes_back(
+    make_plane: Any, tmp_path: Any
+) -> None:
+    store = ContendedStore(SqliteBackend(tmp_path / "contended.db"))
+    plane: Plane = await make_plane(store=store)
+    dep = await plane.place(Status.ready, endpoint_id="e1")
+    claimed = await store.claim_due("unit", 10, 1.1)
+    assert [d.id for d in claimed] == [dep.id]
+
+    await plane.reconciler.process(claimed[0])  # returns instead of raising
+
+    store.contend = False
+    await asyncio.sleep(1.2)  # the lease ends; the record is due again
+    assert await plane.run() == 1
+    settled = await store.get(dep.id)
+    assert settled.lease_token is None and settled.due_at is None
+
+
+async def test_stopping_mid_step_hands_the_record_back(plane: Plane) -> None:
+    dep = await plane.place(Status.creating_endpoint, gpu_pools=["ADA_24"], vram_gb=8.0)
+    plane.runpod.state.latency_s = 1.0  # the create step is in a slow call
+    stop = asyncio.Event()
+    loop = asyncio.create_task(plane.reconciler.run_forever(stop))
+    deadline = time.monotonic() + 5
+    while (await plane.store.get(dep.id)).lease_token is None:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+
+    stop.set()
+    plane.services.poke()
+    await asyncio.wait_for(loop, 3)
+
+    fresh = await plane.store.get(dep.id)
+    assert fresh.status is Status.creating_endpoint
+    assert fresh.lease_token is None
+    assert fresh.due_at is not None and fresh.due_at <= time.time()

@@ -1,0 +1,83 @@
+"""The periodic sweep deletes only endpoints this install's records say are dead; ones it
+has no record of (maybe another install's, on the same Runpod account) are left alone
+unless the operator sweeps explicitly; VISGATE_SWEEP_INTERVAL=0 turns it off."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from tests.fakes.runpod import API_KEY
+from tests.unit.orchestrator.conftest import Plane
+from visgate.domain.deployment import ErrorInfo
+from visgate.domain.status import Status
+from visgate.orchestrator.runner import BackgroundRunner
+from visgate.orchestrator.sweeper import sweep
+from visgate.providers.base import EndpointSpec
+
+STRANGER = "visgate-dep_0000000000000000"  # no record here: another install's?
+
+
+async def _endpoints(plane: Plane) -> tuple[str, str]:
+    """A stranger's endpoint, a dead one of ours (failed and cleaned up) and a live one."""
+    assert plane.services.provider is not None
+    spec = EndpointSpec(name=STRANGER, image="x", env={}, gpu_pools=["ADA_24"])
+    await plane.services.provider.ensure_endpoint(spec, api_key=API_KEY)
+    dead = await plane.place(
+        Status.failed, error=ErrorInfo(type="WorkerFailedError", message="x"), due_at=None
+    )
+    live = await plane.place(Status.ready, due_at=None)
+    for dep in (dead, live):
+        await plane.endpoint_for(dep)
+    return f"visgate-{dead.id}", f"visgate-{live.id}"
+
+
+def _exists(plane: Plane, name: str) -> bool:
+    return plane.runpod.state.endpoint(name) is not None
+
+
+async def test_periodic_sweep_deletes_dead_endpoints_and_only_logs_strangers(
+    make_plane: Any,
+) -> None:
+    plane: Plane = await make_plane(VISGATE_SWEEP_INTERVAL=0.1)
+    dead, live = await _endpoints(plane)
+    runner = BackgroundRunner(plane.services)
+    await runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        while _exists(plane, dead):
+            assert time.monotonic() < deadline, "the periodic sweep never ran"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # a few more sweeps
+    finally:
+        await runner.stop()
+    assert _exists(plane, STRANGER)
+    assert _exists(plane, live)
+
+
+async def test_explicit_sweep_still_deletes_endpoints_without_a_record(plane: Plane) -> None:
+    dead, live = await _endpoints(plane)
+    assert plane.services.provider is not None
+    listed = await sweep(plane.store, plane.services.provider, api_key=API_KEY, dry_run=True)
+    assert sorted(o.name for o in listed) == sorted([STRANGER, dead])
+    assert _exists(plane, STRANGER)
+
+    await sweep(plane.store, plane.services.provider, api_key=API_KEY)
+    assert not _exists(plane, STRANGER) and not _exists(plane, dead)
+    assert _exists(plane, live)
+
+
+async def test_sweep_interval_zero_turns_the_periodic_sweep_off(plane: Plane) -> None:
+    dead, _ = await _endpoints(plane)
+    settings = plane.services.settings.model_copy(update={"sweep_interval_seconds": 0})
+    plane.services.settings = settings
+    listed_before = len(plane.runpod.state.calls_of("ListEndpoints"))
+    runner = BackgroundRunner(plane.services)
+    await runner.start()
+    try:
+        await asyncio.sleep(0.5)
+    finally:
+        await runner.stop()
+    assert _exists(plane, dead)
+    assert len(plane.runpod.state.calls_of("ListEndpoints")) == listed_before  # never listed
