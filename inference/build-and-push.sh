@@ -45,7 +45,8 @@ if [[ -n "${PARTCRAFTER_COMMIT:-}" ]]; then
 fi
 
 echo "building ${image}"
-docker build "${no_cache[@]}" "${build_args[@]}" "${here}"
+# ${a[@]+"${a[@]}"}: an empty array under `set -u` is an "unbound variable" on bash < 4.4.
+docker build ${no_cache[@]+"${no_cache[@]}"} "${build_args[@]}" "${here}"
 
 if ((push)); then
   echo "pushing ${image}"

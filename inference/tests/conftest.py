@@ -25,6 +25,20 @@ import torch  # noqa: E402
 torch.set_num_threads(2)
 
 
+def job_error(out: dict) -> dict:
+    """A failed job's `error`, which must be a string (Runpod fails a job on a string error;
+    an object is reported to show as COMPLETED), holding the structured JSON."""
+    assert isinstance(out["error"], str), out
+    detail = json.loads(out["error"])
+    assert isinstance(detail, dict) and {"type", "message"} <= detail.keys(), detail
+    return detail
+
+
+@pytest.fixture(name="job_error")
+def job_error_fixture():
+    return job_error
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A MODEL_CACHE_DIR that holds the built demo models (shared: building takes ~1 s)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import time
 from typing import Any
@@ -67,7 +68,8 @@ async def test_without_the_lock_the_same_double_fails(demo_settings) -> None:
     )
     jobs = [{"id": f"j{i}", "input": {"text": f"a dog number {i}"}} for i in range(10)]
     results = await asyncio.gather(*(asyncio.to_thread(unlocked, job) for job in jobs))
-    assert any("Already borrowed" in r.get("error", {}).get("message", "") for r in results)
+    errors = [json.loads(r["error"])["message"] for r in results if "error" in r]
+    assert any("Already borrowed" in message for message in errors)
 
 
 class _NoGpu:

@@ -68,21 +68,62 @@ def test_glb_is_returned_when_asked(worker: LoadedModels) -> None:
         ({"text": ""}, "text"),
         ({"text": "x" * 201}, "text"),
         ({"text": "12345"}, "text"),
+        ({"text": "!!!"}, "text"),
+        ({"text": " -- ?? "}, "text"),
         ({"text": "a cat", "quality": "ultra"}, "quality"),
         ({"text": "a cat", "num_parts": 0}, "num_parts"),
         ({"text": "a cat", "num_parts": 17}, "num_parts"),
+        ({"text": "a cat", "num_parts": True}, "num_parts"),
+        ({"text": "a cat", "num_parts": "3"}, "num_parts"),
+        ({"text": "a cat", "num_parts": 3.0}, "num_parts"),
+        ({"text": "a cat", "seed": "7"}, "seed"),
+        ({"text": "a cat", "seed": 7.0}, "seed"),
+        ({"text": "a cat", "seed": False}, "seed"),
+        ({"warmup": True, "text": "a cat"}, "warmup"),
         ({"text": "a cat", "verb": "42"}, "verb"),
         ({"text": "a cat", "prompt": "a dog"}, "prompt"),
         ({}, "text"),
     ],
 )
 def test_bad_input_fails_the_job_with_the_field_named(
-    worker: LoadedModels, job_input: dict[str, Any], field: str
+    worker: LoadedModels, job_input: dict[str, Any], field: str, job_error
 ) -> None:
     out = handler.handle_job({"id": "bad", "input": job_input})
-    assert out["error"]["type"] == "ValidationError"
-    assert [f["field"] for f in out["error"]["fields"]] == [field]
-    assert field in out["error"]["message"]
+    error = job_error(out)
+    assert error["type"] == "ValidationError"
+    assert [f["field"] for f in error["fields"]] == [field]
+    assert field in error["message"]
+
+
+def test_warmup_job_is_answered_ok_without_running_the_pipeline(worker: LoadedModels) -> None:
+    class MustNotRun:
+        def run(self, parsed: Any) -> dict[str, Any]:
+            raise AssertionError("a warm-up must not reach the pipeline")
+
+    handler._current.pipeline = MustNotRun()  # type: ignore[union-attr]
+    assert handler.handle_job({"id": "w", "input": {"warmup": True}}) == {"warmup": "ok"}
+    assert handler.handle_job({"id": "w2", "input": {"warmup": True}}) == {"warmup": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("job_input", "fields"),
+    [
+        ({"warmup": 1}, {"text", "warmup"}),
+        ({"warmup": False}, {"text", "warmup"}),
+        ({"warmup": "true"}, {"text", "warmup"}),
+    ],
+)
+def test_anything_else_than_the_exact_warmup_keeps_the_strict_schema(
+    worker: LoadedModels, job_input: dict[str, Any], fields: set[str], job_error
+) -> None:
+    error = job_error(handler.handle_job({"id": "w", "input": job_input}))
+    assert error["type"] == "ValidationError"
+    assert {f["field"] for f in error["fields"]} == fields
+
+
+def test_warmup_on_a_text_to_image_worker_too(demo_settings) -> None:
+    startup(demo_settings(hf_model_id="stabilityai/sdxl-turbo"))
+    assert handler.handle_job({"id": "w", "input": {"warmup": True}}) == {"warmup": "ok"}
 
 
 def test_worker_keeps_serving_after_bad_input(worker: LoadedModels) -> None:
@@ -117,12 +158,12 @@ def test_fallback_path_labels_mesh_faces_when_partcrafter_decodes_nothing(
     assert sum(p["face_count"] for p in out["parts"]) == labelled["faces"]
 
 
-def test_job_before_startup_is_refused_not_crashed() -> None:
+def test_job_before_startup_is_refused_not_crashed(job_error) -> None:
     out = handler.handle_job({"id": "early", "input": {"text": "a cat"}})
-    assert out["error"]["type"] == "WorkerNotReadyError"
+    assert job_error(out)["type"] == "WorkerNotReadyError"
 
 
-def test_plain_diffusers_model_id_serves_text_to_image(demo_settings) -> None:
+def test_plain_diffusers_model_id_serves_text_to_image(demo_settings, job_error) -> None:
     loaded = startup(demo_settings(hf_model_id="stabilityai/sdxl-turbo"))
     assert loaded.model_set.kind == "image"
     out = handler.handle_job({"id": "img", "input": {"prompt": "a cat", "width": 64, "height": 96}})
@@ -130,4 +171,4 @@ def test_plain_diffusers_model_id_serves_text_to_image(demo_settings) -> None:
     assert image.format == "PNG" and image.size == (64, 96)
     assert out["cached"] is False
     wrong = handler.handle_job({"id": "img", "input": {"text": "a cat"}})
-    assert {f["field"] for f in wrong["error"]["fields"]} == {"prompt", "text"}
+    assert {f["field"] for f in job_error(wrong)["fields"]} == {"prompt", "text"}

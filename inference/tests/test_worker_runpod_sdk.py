@@ -49,6 +49,17 @@ def test_test_input_with_bad_input_fails_the_job(model_cache: Path) -> None:
     done = run_worker(model_cache, {"input": {"text": "1234"}})
     assert done.returncode == 1
     assert "ValidationError" in done.stdout + done.stderr
+    # the SDK passes the error on as the string the handler returned: JSON, still structured
+    assert 'failed with error: {"type": "ValidationError", "message": "invalid input: text:' in (
+        done.stdout + done.stderr
+    )
+
+
+def test_test_input_warmup_completes_with_ok(model_cache: Path) -> None:
+    done = run_worker(model_cache, {"input": {"warmup": True}})
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "Job result: {'output': {'warmup': 'ok'}}" in output
 
 
 def test_bad_environment_reports_failed_and_exits(model_cache: Path, callback_receiver) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import pytest
+import torch
 from structlog.testing import capture_logs
 from tenacity import wait_fixed
 
@@ -14,6 +16,7 @@ from visgate_worker.errors import ModelLoadError
 from visgate_worker.loading import startup
 from visgate_worker.log import redact, register_secrets
 from visgate_worker.model_set import demo_model_set
+from visgate_worker.models.base import ManagedModel
 from visgate_worker.models.hunyuan import Hunyuan3DMesh
 from visgate_worker.models.partcrafter import PartCrafterParts
 from visgate_worker.models.sources import LocalFolder
@@ -80,7 +83,7 @@ def test_rejected_callback_is_not_retried_and_the_worker_still_serves(
 
 
 def test_primary_that_cannot_load_reports_failed_naming_the_package(
-    tmp_path: Path, callback_receiver, demo_settings
+    tmp_path: Path, callback_receiver, demo_settings, job_error
 ) -> None:
     settings = demo_settings()
     models = demo_model_set(settings, pick_device())
@@ -94,7 +97,7 @@ def test_primary_that_cannot_load_reports_failed_naming_the_package(
     assert error.startswith("MissingPackageError: PartCrafter is not installed")
     assert "src.pipelines.pipeline_partcrafter" in error
     assert "github.com/wgsxm/PartCrafter" in error
-    assert handler.handle_job({"id": "j", "input": {"text": "a cat"}})["error"]["type"] == (
+    assert job_error(handler.handle_job({"id": "j", "input": {"text": "a cat"}}))["type"] == (
         "WorkerNotReadyError"
     )
 
@@ -149,3 +152,56 @@ def test_secrets_are_masked_in_failure_reports_and_log_lines(
     register_secrets([secret])
     line = redact(None, "info", {"event": "x", "detail": f"got {secret}", "hf_token": "abc"})
     assert line == {"event": "x", "detail": "got [redacted]", "hf_token": "[redacted]"}
+
+
+class _FirstFetchSource:
+    """A model source that is not on disk until fetched (a hub download, without the hub)."""
+
+    label = "fake/fallback-weights"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fetches = 0
+
+    def is_cached(self) -> bool:
+        return self.fetches > 0
+
+    def fetch(self) -> Path:
+        self.fetches += 1
+        return self.path
+
+
+def test_eager_fallback_download_is_announced_before_ready(
+    tmp_path: Path, callback_receiver, demo_settings
+) -> None:
+    settings = demo_settings(eager_load_all=True)
+    models = demo_model_set(settings, pick_device())
+    source = _FirstFetchSource(tmp_path)
+    models.mesh_generator.sources = [source]  # type: ignore[union-attr]
+    loaded = startup(settings, model_set=models, callback=fast_callback(callback_receiver.url))
+    assert callback_receiver.statuses() == ["loading_model", "downloading_model", "ready"]
+    message = callback_receiver.received[1].body["message"]
+    assert "demo/mesh-generator" in message and "fallback" in message
+    assert source.fetches == 1 and "demo/mesh-generator" in loaded.models_loaded
+
+
+def test_a_model_whose_build_fails_half_way_keeps_none_of_it(tmp_path: Path) -> None:
+    built: list[weakref.ref[torch.Tensor]] = []
+
+    class HalfBuilt(ManagedModel):
+        def _build(self, paths: list[Path]) -> None:
+            weights = torch.zeros(1 << 16)  # a local too: the traceback would keep it alive
+            built.append(weakref.ref(weights))
+            self._weights: torch.Tensor | None = weights
+            raise RuntimeError("the second checkpoint is corrupt")
+
+        def _drop(self) -> None:
+            self._weights = None
+
+    model = HalfBuilt("half", [LocalFolder(tmp_path, "weights")], pick_device())
+    with pytest.raises(ModelLoadError, match="second checkpoint is corrupt") as raised:
+        model.load()
+    assert not model.loaded
+    # nothing holds the half-built weights, not even the error that is still being handled
+    assert raised.value.__cause__ is not None
+    assert built[0]() is None

@@ -1,4 +1,5 @@
-"""The job handler: validate, answer repeats from the cache, run inference under the GPU lock.
+"""The job handler: answer warm-ups, validate, answer repeats from the cache, run inference
+under the GPU lock.
 
 One process-wide lock serializes GPU work: concurrent jobs queue and never share a pipeline's
 mutable state (the system this replaces answered 10 parallel requests with 10 HTTP 500s).
@@ -18,7 +19,15 @@ from visgate_worker.errors import WorkerError
 from visgate_worker.log import redact_text
 from visgate_worker.model_set import ModelSet
 from visgate_worker.pipeline import ImagePipeline, PartsPipeline
-from visgate_worker.schemas import ImageJobInput, PartsJobInput, error_body, validation_error
+from visgate_worker.schemas import (
+    WARMUP_OUTPUT,
+    ImageJobInput,
+    PartsJobInput,
+    error_body,
+    is_warmup,
+    validation_error,
+    validation_fields,
+)
 from visgate_worker.settings import WorkerSettings
 from visgate_worker.vram import VramMeter
 
@@ -50,12 +59,14 @@ class JobHandler:
     def __call__(self, job: dict[str, Any]) -> dict[str, Any]:
         job_id = job.get("id") if isinstance(job, dict) else None
         raw = job.get("input") if isinstance(job, dict) else None
+        if is_warmup(raw):
+            log.info("job_warmup", job_id=job_id)
+            return dict(WARMUP_OUTPUT)
         try:
             parsed: BaseModel = self.schema.model_validate(raw)
         except ValidationError as exc:
-            body = validation_error(exc)
-            log.info("job_rejected", job_id=job_id, fields=body["error"]["fields"])
-            return body
+            log.info("job_rejected", job_id=job_id, fields=validation_fields(exc))
+            return validation_error(exc)
         key = parsed.cache_key()  # type: ignore[attr-defined]
         if (hit := self.cache.get(key)) is not None:
             log.info("job_cache_hit", job_id=job_id)
@@ -102,5 +113,7 @@ def install(models: ModelSet, *, meter: VramMeter, settings: WorkerSettings) -> 
 def handle_job(job: dict[str, Any]) -> dict[str, Any]:
     """The runpod handler: `job` is `{"id": ..., "input": {...}}`."""
     if _current is None:
+        if isinstance(job, dict) and is_warmup(job.get("input")):
+            return dict(WARMUP_OUTPUT)  # it only has to reach a started process
         return error_body("WorkerNotReadyError", "the worker has not finished starting up")
     return _current(job)

@@ -70,7 +70,7 @@ def startup(
         callback.send("failed", error=message)
         raise ModelLoadError(message) from exc
     if settings.eager_load_all:
-        load_fallbacks_eagerly(models)
+        load_fallbacks_eagerly(models, callback)
     loaded = LoadedModels(
         model_set=models,
         models_loaded=models.loaded_names(),
@@ -107,8 +107,16 @@ def load_primaries(models: ModelSet, callback: CallbackClient | NullCallback) ->
         model.load()
 
 
-def load_fallbacks_eagerly(models: ModelSet) -> None:
-    """A fallback that fails here stays lazy: the next fallback job tries again."""
+def load_fallbacks_eagerly(models: ModelSet, callback: CallbackClient | NullCallback) -> None:
+    """A fallback that fails here stays lazy: the next fallback job tries again.
+
+    `ready` waits for these, so a download here is announced like the primaries' one: without
+    it the control plane's log would show nothing for the minutes the weights take.
+    """
+    missing = [m for m in models.fallbacks if not m.is_cached()]
+    if missing:
+        names = ", ".join(m.name for m in missing)
+        callback.send("downloading_model", message=f"fetching fallback {names}")
     for model in models.fallbacks:
         try:
             model.load()

@@ -2,6 +2,9 @@
 
 Returning `{"error": ...}` from the handler makes the runpod SDK mark the job FAILED while the
 worker keeps serving; the error names the offending fields, like the control plane's 422s.
+The error is a JSON *string*: Runpod is reported to show a job whose `error` is an object as
+COMPLETED with no output (runpod-python issue #299), and the SDK itself sends its own handler
+exceptions as `json.dumps(...)` strings (runpod/serverless/modules/rp_job.py, `run_job`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,18 @@ from pydantic_core import PydanticCustomError
 
 _SPACES = re.compile(r"\s+")
 _DIGITS_ONLY = re.compile(r"[\d\s.,+-]+")
+
+# The control plane queues exactly this right after creating an endpoint: on Runpod a flex
+# worker's container starts only once a job waits, so this job is what boots the worker (and
+# its ready callback). It is answered without touching the pipeline.
+WARMUP_INPUT: dict[str, Any] = {"warmup": True}
+WARMUP_OUTPUT: dict[str, Any] = {"warmup": "ok"}
+
+
+def is_warmup(raw: Any) -> bool:
+    """True only for `{"warmup": true}` itself (not `1`, not with other fields): anything else
+    goes through the strict job schema, so `{"warmup": true, "text": ...}` is refused."""
+    return isinstance(raw, dict) and raw.keys() == WARMUP_INPUT.keys() and raw["warmup"] is True
 
 
 def _normalize(text: str) -> str:
@@ -45,8 +60,13 @@ class PartsJobInput(BaseModel):
 
     text: str = Field(..., min_length=1, max_length=200, description="What to make.")
     quality: Literal["fast", "standard", "high"] = "standard"
+    # strict: `true`, `"3"` and `3.0` are refused rather than quietly read as 1 or 3
     num_parts: int | None = Field(
-        None, ge=1, le=16, description="Default: as many as the concept's template has."
+        None,
+        ge=1,
+        le=16,
+        strict=True,
+        description="Default: as many as the concept's template has.",
     )
     verb: str | None = Field(
         None,
@@ -55,12 +75,16 @@ class PartsJobInput(BaseModel):
         pattern=r"^[A-Za-z][A-Za-z '\-]*$",
         description="A pose or action, e.g. `sitting`.",
     )
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: int = Field(0, ge=0, le=2**32 - 1, strict=True)
     return_glb: bool = Field(False, description="Also return the parts as one GLB (base64).")
 
     @field_validator("text")
     @classmethod
-    def _not_digits_only(cls, value: str) -> str:
+    def _describes_something(cls, value: str) -> str:
+        if not any(ch.isalnum() for ch in value):
+            raise PydanticCustomError(
+                "no_alphanumeric", "text must describe an object: it has no letter or digit"
+            )
         if _DIGITS_ONLY.fullmatch(value):
             raise PydanticCustomError(
                 "digits_only", "text must describe an object, not only digits"
@@ -83,7 +107,7 @@ class ImageJobInput(BaseModel):
     num_inference_steps: int | None = Field(None, ge=1, le=100)
     width: int | None = Field(None, ge=64, le=2048, multiple_of=8)
     height: int | None = Field(None, ge=64, le=2048, multiple_of=8)
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: int = Field(0, ge=0, le=2**32 - 1, strict=True)
     guidance_scale: float | None = Field(None, ge=0, le=30)
 
     def cache_key(self) -> str:
@@ -92,23 +116,28 @@ class ImageJobInput(BaseModel):
         return "image:" + json.dumps(data, sort_keys=True)
 
 
-def validation_error(exc: ValidationError) -> dict[str, Any]:
-    fields = [
+def validation_fields(exc: ValidationError) -> list[dict[str, str]]:
+    return [
         {
             "field": ".".join(str(p) for p in err.get("loc", ())) or "input",
             "message": err.get("msg", "invalid"),
         }
         for err in exc.errors()
     ]
+
+
+def validation_error(exc: ValidationError) -> dict[str, Any]:
+    fields = validation_fields(exc)
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-    return {
-        "error": {
-            "type": "ValidationError",
-            "message": f"invalid input: {summary}",
-            "fields": fields,
-        }
-    }
+    return error_body("ValidationError", f"invalid input: {summary}", fields=fields)
 
 
-def error_body(type_: str, message: str) -> dict[str, Any]:
-    return {"error": {"type": type_, "message": message}}
+def error_body(
+    type_: str, message: str, *, fields: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """`{"error": "<JSON of type, message[, fields]>"}`: a string (see the module docstring)
+    that a client can still parse back into its parts."""
+    detail: dict[str, Any] = {"type": type_, "message": message}
+    if fields is not None:
+        detail["fields"] = fields
+    return {"error": json.dumps(detail)}

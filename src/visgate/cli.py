@@ -33,22 +33,34 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(template_app, name="template")
 
 console = Console()
-err_console = Console(stderr=True)
 
 
 def fail(type_: str, message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]{type_}[/]: {message}", highlight=False)
+    from visgate.cli_client import print_error
+
+    print_error(type_, message)
     raise typer.Exit(code)
 
 
+def _cli_exits() -> tuple[type[BaseException], ...]:
+    from visgate.cli_client import CLI_EXITS
+
+    return CLI_EXITS
+
+
 def run_async(fn: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine; turn our errors into one line and an exit code, never a traceback."""
+    """Run a coroutine; turn any error into one `Type: message` line and an exit code, never
+    a traceback (e.g. a VISGATE_DB_PATH whose folder cannot be made: FileNotFoundError)."""
     try:
         return asyncio.run(fn())  # type: ignore[arg-type]
+    except _cli_exits():
+        raise  # `fail()` inside the coroutine: already printed
     except SettingsError as exc:
         fail("SettingsError", str(exc), 2)
     except VisgateError as exc:
         fail(exc.type, exc.message)
+    except Exception as exc:  # the last resort
+        fail(type(exc).__name__, str(exc) or repr(exc))
     raise AssertionError("unreachable")
 
 

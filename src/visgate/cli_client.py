@@ -7,25 +7,59 @@ JSON document with `--json`; errors print `Type: message` and exit non-zero.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.spinner import Spinner
-from rich.table import Table
+from rich.table import Column, Table
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    wait_exponential,
+    wait_random,
+)
 
-from visgate.client import ApiError, VisgateClient
+from visgate.client import RUNSYNC_READ_TIMEOUT_S, ApiError, VisgateClient
 
 console = Console()
 err_console = Console(stderr=True)
 
 SETTLED = {"ready", "failed", "webhook_failed", "deleted"}
+# `deploy --wait`: how many times in a row the event stream may break off without bringing
+# anything new before the command gives up (progress resets the count).
+STREAM_RECONNECTS = 5
+STREAM_BACKOFF = wait_exponential(multiplier=0.5, max=8) + wait_random(0, 1)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+# A command ending on purpose (already reported): let these through the last-resort handlers.
+# typer's own Exit/Abort are not click's subclasses in every typer version.
+CLI_EXITS: tuple[type[BaseException], ...] = (
+    typer.Exit,
+    typer.Abort,
+    click.exceptions.Exit,
+    click.exceptions.Abort,
+    click.ClickException,
+)
+
+
+def print_error(type_: str, message: str) -> None:
+    """`Type: message` on stderr, on one line however long (a terminal may still fold it),
+    with the message's text kept verbatim: `[redacted]` or `list[int]` are not markup."""
+    err_console.print(
+        f"[bold red]{escape(type_)}[/]: {escape(message)}", highlight=False, soft_wrap=True
+    )
 
 
 def _client() -> VisgateClient:
@@ -33,11 +67,20 @@ def _client() -> VisgateClient:
     return VisgateClient(url, os.environ.get("VISGATE_API_KEY"))
 
 
-def _guard(fn: Any, *args: Any, **kwargs: Any) -> Any:
+@contextlib.contextmanager
+def _session() -> Iterator[VisgateClient]:
+    """A client for one command. Everything that goes wrong inside, building the client
+    included (no VISGATE_API_KEY), ends as one `Type: message` line and exit 1."""
     try:
-        return fn(*args, **kwargs)
+        with _client() as client:
+            yield client
+    except CLI_EXITS:
+        raise
     except ApiError as exc:
-        err_console.print(f"[bold red]{exc.type}[/]: {exc.message}", highlight=False)
+        print_error(exc.type, exc.message)
+        raise typer.Exit(1) from None
+    except Exception as exc:  # a last resort: a line, not a traceback
+        print_error(type(exc).__name__, str(exc) or repr(exc))
         raise typer.Exit(1) from None
 
 
@@ -45,23 +88,51 @@ def _emit(data: Any) -> None:
     print(json.dumps(data, indent=None))
 
 
-class PhaseDisplay:
-    """A live table: one row per status reached, with the time spent in it."""
+def _epoch(iso: str | None) -> float | None:
+    """The service's ISO-8601 UTC times (`...Z`) as epoch seconds."""
+    if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return None
 
-    def __init__(self, model_id: str, deployment_id: str) -> None:
-        self.title = f"{model_id}  [dim]{deployment_id}[/]"
+
+class PhaseDisplay:
+    """A live table: one row per status reached, with the time spent in it.
+
+    Times come from the service's `event_at` of each status change, not from when the events
+    arrived here: a reconnect, a slow network or attaching late would skew those. The phase
+    still running is measured on the service's clock too, estimated as this machine's clock
+    minus the smallest lag seen between an event's `event_at` and its arrival (which absorbs
+    any clock skew between the two machines).
+    """
+
+    def __init__(self, model_id: str, deployment_id: str, clock: Any = time.time) -> None:
+        self.title = f"{escape(model_id)}  [dim]{escape(deployment_id)}[/]"
         self.rows: list[list[Any]] = []  # [status, started, ended|None, note]
+        self.notice = ""
+        self._clock = clock
+        self._lag: float | None = None
 
     def enter(self, status: str, at: float, note: str = "") -> None:
+        lag = self._clock() - at
+        self._lag = lag if self._lag is None else min(self._lag, lag)
         if self.rows and self.rows[-1][0] == status:
             return
         if self.rows and self.rows[-1][2] is None:
             self.rows[-1][2] = at
         self.rows.append([status, at, at if status in SETTLED else None, note])
 
+    def total(self) -> float | None:
+        """First status change to the settled one; None until settled."""
+        if not self.rows or self.rows[-1][0] not in SETTLED:
+            return None
+        return float(self.rows[-1][1] - self.rows[0][1])
+
     def render(self) -> Table:
         table = Table(title=self.title, title_justify="left", show_header=False, box=None)
-        now = time.monotonic()
+        now = self._clock() - (self._lag or 0.0)  # the service's "now"
         for status, started, ended, note in self.rows:
             if ended is None:
                 mark: Any = Spinner("dots")
@@ -69,9 +140,17 @@ class PhaseDisplay:
                 mark = "[red]✗[/]"
             else:
                 mark = "[green]✓[/]"
-            took = "" if status in SETTLED else f"{(ended or now) - started:6.1f}s"
-            table.add_row(mark, status, took, note)
+            took = "" if status in SETTLED else _seconds((ended or now) - started)
+            table.add_row(mark, escape(status), took, escape(note))
+        if (total := self.total()) is not None:
+            table.add_row("", "[bold]total[/]", _seconds(total), "")
+        if self.notice:
+            table.add_row("", "", "", f"[yellow]{escape(self.notice)}[/]")
         return table
+
+
+def _seconds(value: float) -> str:
+    return f"{max(value, 0.0):.1f} s"
 
 
 def deploy(
@@ -100,62 +179,117 @@ def deploy(
     for option, field in ((runpod_key_env, "user_runpod_key"), (hf_token_env, "hf_token")):
         if option:
             body[field] = os.environ.get(option) or ""
-    with _client() as client:
-        accepted = _guard(lambda: client.create(body))
+    with _session() as client:
+        accepted = client.create(body)
         if not wait:
             _emit(accepted) if as_json else console.print(
-                f"accepted {accepted['deployment_id']} ({accepted['status']}); "
-                f"about {accepted['estimated_ready_seconds']} s to ready"
+                f"accepted {escape(accepted['deployment_id'])} ({escape(accepted['status'])}); "
+                f"about {accepted['estimated_ready_seconds']} s to ready",
+                highlight=False,
             )
             return
         final = _follow(client, accepted["deployment_id"], model_id, quiet=as_json)
     if as_json:
         _emit(final)
     elif final["status"] == "ready":
+        url = final.get("endpoint_url") or ""
         console.print(
-            f"[green]ready[/]: endpoint {final['endpoint_id']}  {final.get('endpoint_url') or ''}"
-        )
-        console.print(f'next: visgate jobs run {final["deployment_id"]} --text "a small red fox"')
-    if final["status"] != "ready":
-        error = final.get("error") or {}
-        err_console.print(
-            f"[bold red]{error.get('type', final['status'])}[/]: {error.get('message', 'deployment did not become ready')}",
+            f"[green]ready[/]: endpoint {escape(str(final['endpoint_id']))}  {escape(url)}",
             highlight=False,
         )
+        console.print(
+            f'next: visgate jobs run {escape(final["deployment_id"])} --text "a small red fox"',
+            highlight=False,
+        )
+    if final["status"] != "ready":
+        error = final.get("error") or {}
+        print_error(
+            str(error.get("type", final["status"])),
+            str(error.get("message", "deployment did not become ready")),
+        )
         raise typer.Exit(1)
+
+
+class _StreamBroke(Exception):
+    """The event stream ended before a settled status (dropped, timed out, closed early)."""
+
+
+class _Follower:
+    """Reads one deployment's status events into a PhaseDisplay. A broken stream is resumed
+    with Last-Event-ID after a backoff; STREAM_RECONNECTS breaks in a row that bring nothing
+    new end it (a break after progress starts the count again)."""
+
+    def __init__(self, client: VisgateClient, deployment_id: str, display: PhaseDisplay) -> None:
+        self.client = client
+        self.deployment_id = deployment_id
+        self.display = display
+        self.last: dict[str, Any] = {}
+        self.last_id: str | None = None
+        self.fruitless = 0
+
+    def run(self, live: Live) -> None:
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception_type(_StreamBroke),
+                stop=self._give_up,
+                wait=STREAM_BACKOFF,
+                before_sleep=self._announce,
+                reraise=True,
+            ):
+                with attempt:
+                    self._read_stream(live)
+        except _StreamBroke as exc:
+            raise ApiError(
+                "ConnectionError",
+                f"{exc} ({STREAM_RECONNECTS} reconnects brought nothing new); "
+                f"`visgate status {self.deployment_id}` shows where it is",
+                0,
+            ) from exc
+        self.display.notice = ""
+        live.update(self.display.render())
+
+    def _read_stream(self, live: Live) -> None:
+        before = self.last_id
+        try:
+            for event in self.client.events(self.deployment_id, last_event_id=self.last_id):
+                self.last, self.last_id = event, event["id"]
+                note = (event.get("last_log") or {}).get("message", "")
+                at = _epoch(event.get("event_at")) or time.time()
+                self.display.enter(event["event_status"], at, note[:80])
+                self.display.notice = ""
+                live.update(self.display.render())
+        except ApiError as exc:
+            if exc.type not in ("ConnectionError", "TimeoutError"):
+                raise
+            self._count_break(before)
+            raise _StreamBroke(exc.message) from exc
+        if not (self.last and self.last["status"] in SETTLED):
+            self._count_break(before)
+            raise _StreamBroke("the event stream closed before the deployment settled")
+
+    def _count_break(self, before: str | None) -> None:
+        self.fruitless = 0 if self.last_id != before else self.fruitless + 1
+
+    def _give_up(self, state: RetryCallState) -> bool:
+        return self.fruitless > STREAM_RECONNECTS
+
+    def _announce(self, state: RetryCallState) -> None:
+        self.display.notice = f"event stream broke off; reconnecting (try {state.attempt_number})"
 
 
 def _follow(
     client: VisgateClient, deployment_id: str, model_id: str, *, quiet: bool
 ) -> dict[str, Any]:
     display = PhaseDisplay(model_id, deployment_id)
-    last: dict[str, Any] = {}
-    with Live(display.render(), console=err_console, refresh_per_second=8, transient=quiet) as live:
-        last_id = None
-        while not last or last["status"] not in SETTLED:
-            for event in _guard(
-                lambda since: list(_events_live(client, deployment_id, since, display, live)),
-                last_id,
-            ):
-                last, last_id = event, event["id"]
-            if not last or last["status"] not in SETTLED:
-                time.sleep(0.5)  # the stream broke off early: resume from the last event
-        live.update(display.render())
-    return _guard(lambda: client.get(deployment_id))
-
-
-def _events_live(
-    client: VisgateClient,
-    deployment_id: str,
-    last_id: str | None,
-    display: PhaseDisplay,
-    live: Live,
-) -> Any:
-    for event in client.events(deployment_id, last_event_id=last_id):
-        note = (event.get("last_log") or {}).get("message", "")
-        display.enter(event["event_status"], time.monotonic(), note[:80])
-        live.update(display.render())
-        yield event
+    try:
+        with Live(
+            display.render(), console=err_console, refresh_per_second=8, transient=quiet
+        ) as live:
+            _Follower(client, deployment_id, display).run(live)
+    finally:
+        if not quiet and not err_console.is_terminal:
+            err_console.line()  # Live ends its last frame with a newline only on terminals
+    return client.get(deployment_id)
 
 
 def list_command(
@@ -164,27 +298,27 @@ def list_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Your deployments, newest first."""
-    with _client() as client:
-        page = _guard(lambda: client.list(status=status, limit=limit))
+    with _session() as client:
+        page = client.list(status=status, limit=limit)
     if as_json:
         _emit(page)
         return
-    table = Table("id", "model", "status", "gpu", "created")
+    # an id is copied from here into the next command: never folded over two lines
+    table = Table(Column("id", no_wrap=True), "model", "status", "gpu", "created")
     for dep in page["items"]:
         table.add_row(
-            dep["deployment_id"],
-            dep["model_id"],
-            dep["status"],
-            dep["gpu"] or "",
-            dep["created_at"],
+            *(
+                escape(str(dep[field] or ""))
+                for field in ("deployment_id", "model_id", "status", "gpu", "created_at")
+            )
         )
     console.print(table)
 
 
 def status_command(deployment_id: str, as_json: JsonOpt = False) -> None:
     """One deployment's status, endpoint and error."""
-    with _client() as client:
-        dep = _guard(lambda: client.get(deployment_id))
+    with _session() as client:
+        dep = client.get(deployment_id)
     if as_json:
         _emit(dep)
         return
@@ -198,37 +332,41 @@ def status_command(deployment_id: str, as_json: JsonOpt = False) -> None:
         "created_at",
         "ready_at",
     ):
-        console.print(f"{field:<14} {dep.get(field) or ''}", highlight=False)
+        console.print(f"{field:<14} {escape(str(dep.get(field) or ''))}", highlight=False)
     if dep.get("error"):
         console.print(
-            f"{'error':<14} [red]{dep['error']['type']}[/]: {dep['error']['message']}",
+            f"{'error':<14} [red]{escape(dep['error']['type'])}[/]: "
+            f"{escape(dep['error']['message'])}",
             highlight=False,
+            soft_wrap=True,
         )
 
 
 def delete_command(deployment_id: str, as_json: JsonOpt = False) -> None:
     """Tear a deployment down (endpoint, template, secrets)."""
-    with _client() as client:
-        _guard(lambda: client.delete(deployment_id))
-        dep = _guard(lambda: client.get(deployment_id))
+    with _session() as client:
+        client.delete(deployment_id)
+        dep = client.get(deployment_id)
     if as_json:
         _emit({"deployment_id": deployment_id, "status": dep["status"]})
     else:
-        console.print(f"{deployment_id}: {dep['status']}")
+        console.print(f"{escape(deployment_id)}: {escape(dep['status'])}", highlight=False)
 
 
 def logs_command(deployment_id: str, as_json: JsonOpt = False) -> None:
     """The deployment's log: every step, retry and webhook attempt."""
-    with _client() as client:
-        dep = _guard(lambda: client.get(deployment_id))
+    with _session() as client:
+        dep = client.get(deployment_id)
     if as_json:
         _emit(dep["logs"])
         return
     for line in dep["logs"]:
         color = {"warning": "yellow", "error": "red"}.get(line["level"], "white")
         console.print(
-            f"{line['at']}  [{color}]{line['status'] or '':<17}[/] {line['message']}",
+            f"{escape(line['at'])}  [{color}]{escape(line['status'] or ''):<17}[/] "
+            f"{escape(line['message'])}",
             highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -248,21 +386,61 @@ def jobs_run(
     job_input: dict[str, Any] = {"text": text, "quality": quality}
     if num_parts is not None:
         job_input["num_parts"] = num_parts
-    with _client() as client:
-        result = _guard(lambda: client.run_job(deployment_id, job_input))
-        deadline = time.monotonic() + timeout
-        while result.get("status") in ("IN_QUEUE", "IN_PROGRESS") and time.monotonic() < deadline:
-            time.sleep(1.0)
-            result = _guard(client.job_status, deployment_id, str(result["id"]))
+    with _session() as client:
+        result = _run_until_done(client, deployment_id, job_input, timeout)
     if as_json:
         _emit(result)
-    if result.get("status") != "COMPLETED":
-        err_console.print(
-            f"[bold red]JobFailedError[/]: job {result.get('id')} is {result.get('status')}: {result.get('error') or ''}"
+    if result.get("status") in ("IN_QUEUE", "IN_PROGRESS"):
+        print_error(
+            "TimeoutError",
+            f"job {result.get('id')} is still {result['status']} after {timeout:g} s",
         )
+        raise typer.Exit(1)
+    if result.get("status") != "COMPLETED":
+        print_error(*job_error(result))
         raise typer.Exit(1)
     if not as_json:
         _print_parts(result.get("output") or {})
+
+
+def _run_until_done(
+    client: VisgateClient, deployment_id: str, job_input: dict[str, Any], timeout: float
+) -> dict[str, Any]:
+    """`/jobs/sync` (the service holds it up to ~90 s), then poll; `timeout` bounds it all."""
+    deadline = time.monotonic() + timeout
+    result = client.run_job(
+        deployment_id, job_input, read_timeout=max(1.0, min(RUNSYNC_READ_TIMEOUT_S, timeout))
+    )
+    while result.get("status") in ("IN_QUEUE", "IN_PROGRESS") and time.monotonic() < deadline:
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        result = client.job_status(deployment_id, str(result["id"]))
+    return result
+
+
+def job_error(result: dict[str, Any]) -> tuple[str, str]:
+    """(type, message) of a job that did not complete. The worker's `error` is a JSON string
+    `{"type", "message", "fields"?}`; the runpod SDK's own is `{"error_type", "error_message"}`;
+    anything else is shown as it came."""
+    job = f"job {result.get('id')}"
+    error = result.get("error")
+    if not error:
+        return "JobFailedError", f"{job} is {result.get('status')}"
+    detail: Any = error
+    if isinstance(error, str):
+        try:
+            detail = json.loads(error)
+        except ValueError:
+            return "JobFailedError", f"{job} failed: {error}"
+    if isinstance(detail, dict):
+        if detail.get("type") and detail.get("message") is not None:
+            return str(detail["type"]), str(detail["message"])
+        if detail.get("error_type") and detail.get("error_message") is not None:
+            kind = str(detail["error_type"]).removeprefix("<class '").removesuffix("'>")
+            return kind.rsplit(".", 1)[-1], str(detail["error_message"])
+    return (
+        "JobFailedError",
+        f"{job} failed: {error if isinstance(error, str) else json.dumps(error)}",
+    )
 
 
 def _print_parts(output: dict[str, Any]) -> None:
@@ -277,12 +455,14 @@ def _print_parts(output: dict[str, Any]) -> None:
         points = part.get("points") or part.get("points_b64") or ""
         n_points = len(base64.b64decode(points)) // 12 if isinstance(points, str) and points else 0
         table.add_row(
-            str(part.get("name")), str(n_points), str(part.get("face_count", part.get("faces", "")))
+            escape(str(part.get("name"))),
+            str(n_points),
+            escape(str(part.get("face_count", part.get("faces", "")))),
         )
     console.print(table)
     for key in ("pipeline", "path", "concept", "template"):
         if key in output:
-            console.print(f"{key}: {output[key]}", highlight=False)
+            console.print(f"{key}: {escape(str(output[key]))}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

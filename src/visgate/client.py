@@ -12,6 +12,14 @@ from httpx_sse import connect_sse
 
 from visgate.domain.errors import VisgateError
 
+# The service holds `/jobs/sync` open while the job runs: Runpod's `/runsync` waits ~90 s, the
+# local adapter 90 s by default. The read timeout of that one call must outlast the hold, or
+# a job that takes a minute fails on the client while it succeeds on the server.
+RUNSYNC_READ_TIMEOUT_S = 120.0
+# The event stream sends a comment ping every 15 s; a read this long without one means the
+# connection is dead (a reconnect with Last-Event-ID follows).
+EVENTS_READ_TIMEOUT_S = 60.0
+
 
 class ApiError(VisgateError):
     """An error answer from the service, carrying its wire type."""
@@ -32,6 +40,7 @@ class VisgateClient:
             raise ApiError(
                 "UnauthorizedError", "set VISGATE_API_KEY (see `visgate keys create`)", 401
             )
+        self.timeout = timeout
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {api_key}"},
@@ -58,14 +67,15 @@ class VisgateClient:
                 0,
             ) from exc
         if resp.status_code >= 400:
-            try:
-                error = resp.json()["error"]
-                raise ApiError(error["type"], error["message"], resp.status_code)
-            except (ValueError, KeyError, TypeError):
-                raise ApiError(
-                    "HTTPError", f"HTTP {resp.status_code}: {resp.text[:200]}", resp.status_code
-                ) from None
-        return resp.json() if resp.content else None
+            raise _error_of(resp)
+        try:
+            return resp.json() if resp.content else None
+        except ValueError:
+            raise ApiError(
+                "HTTPError",
+                f"{self._http.base_url} answered something that is not JSON: {resp.text[:200]}",
+                resp.status_code,
+            ) from None
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/v1/deployments", json=body)  # type: ignore[no-any-return]
@@ -85,10 +95,18 @@ class VisgateClient:
         self._call("DELETE", f"/v1/deployments/{deployment_id}")
 
     def run_job(
-        self, deployment_id: str, job_input: dict[str, Any], *, sync: bool = True
+        self,
+        deployment_id: str,
+        job_input: dict[str, Any],
+        *,
+        sync: bool = True,
+        read_timeout: float = RUNSYNC_READ_TIMEOUT_S,
     ) -> dict[str, Any]:
+        """Submit a job; `sync` waits for it while the service holds the call (then the
+        answer may still be IN_QUEUE/IN_PROGRESS: poll `job_status`)."""
         path = f"/v1/deployments/{deployment_id}/jobs" + ("/sync" if sync else "")
-        return self._call("POST", path, json={"input": job_input})  # type: ignore[no-any-return]
+        timeout = httpx.Timeout(self.timeout, read=read_timeout) if sync else self.timeout
+        return self._call("POST", path, json={"input": job_input}, timeout=timeout)  # type: ignore[no-any-return]
 
     def job_status(self, deployment_id: str, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/deployments/{deployment_id}/jobs/{job_id}")  # type: ignore[no-any-return]
@@ -104,14 +122,24 @@ class VisgateClient:
                 "GET",
                 f"/v1/deployments/{deployment_id}/events",
                 headers=headers,
-                timeout=httpx.Timeout(30.0, read=None),
+                timeout=httpx.Timeout(self.timeout, read=EVENTS_READ_TIMEOUT_S),
             ) as source:
                 if source.response.status_code >= 400:
                     source.response.read()
-                    error = source.response.json()["error"]
-                    raise ApiError(error["type"], error["message"], source.response.status_code)
+                    raise _error_of(source.response)
                 for sse in source.iter_sse():
                     if sse.event == "status":
                         yield {"id": sse.id, **json.loads(sse.data)}
         except httpx.HTTPError as exc:
             raise ApiError("ConnectionError", f"event stream broke off: {exc}", 0) from exc
+
+
+def _error_of(resp: httpx.Response) -> ApiError:
+    """The service's error envelope as an ApiError, or the raw answer when it has none."""
+    try:
+        error = resp.json()["error"]
+        return ApiError(str(error["type"]), str(error["message"]), resp.status_code)
+    except (ValueError, KeyError, TypeError):
+        return ApiError(
+            "HTTPError", f"HTTP {resp.status_code}: {resp.text[:200]}", resp.status_code
+        )

@@ -7,6 +7,7 @@ how to build their upstream object from local files and how to call it.
 
 from __future__ import annotations
 
+import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,12 +60,24 @@ class ManagedModel(ABC):
         paths = self.fetch()
         try:
             self._build(paths)
-        except WorkerError:
-            raise
         except Exception as exc:
+            self._discard_partial(exc)
+            if isinstance(exc, WorkerError):
+                raise
             raise ModelLoadError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
         self._loaded = True
         log.info("model_loaded", model=self.name, role=self.role, device=self.device.name)
+
+    def _discard_partial(self, exc: BaseException) -> None:
+        """A build that failed half-way may hold gigabytes (a detector loaded, its SAM not):
+        drop what it kept, and the locals of its frames that the traceback would keep alive,
+        so a later retry or the other models get that memory back."""
+        try:
+            self._drop()
+        except Exception as drop_exc:  # the build's error is the one worth reporting
+            log.warning("model_drop_failed", model=self.name, error=str(drop_exc))
+        traceback.clear_frames(exc.__traceback__)
+        release_memory()
 
     def unload(self) -> None:
         if not self._loaded:

@@ -29,14 +29,16 @@ class StubWorker:
         try:
             if job["input"].get("fail"):
                 return {"error": "asked to fail"}
+            if "error_value" in job["input"]:  # what a handler might put under `error`
+                return {"error": job["input"]["error_value"], "partial": 1}
             time.sleep(float(job["input"].get("sleep", 0)))
             return {"echo": job["input"]}
         finally:
             self.busy.release()
 
 
-async def _client(worker: StubWorker):
-    host = WorkerHost(worker.startup, worker.handle)
+async def _client(worker: StubWorker, clock=time.time):
+    host = WorkerHost(worker.startup, worker.handle, clock=clock)
     app = build_app(host)
     lifespan = app.router.lifespan_context(app)
     await lifespan.__aenter__()
@@ -93,6 +95,98 @@ async def test_concurrent_jobs_run_one_at_a_time_and_cancel_works() -> None:
         await asyncio.sleep(0.5)
         assert (await client.get(f"/status/{slow['id']}")).json()["status"] == "COMPLETED"
         assert (await client.get(f"/status/{queued['id']}")).json()["status"] == "CANCELLED"
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+async def test_only_a_string_error_fails_a_job_like_runpod() -> None:
+    client, lifespan = await _client(StubWorker())
+    try:
+        detail = '{"type": "ValidationError", "message": "text: too long"}'
+        failed = (await client.post("/runsync", json={"input": {"error_value": detail}})).json()
+        assert failed["status"] == "FAILED" and failed["error"] == detail
+        assert "output" not in failed
+        again = (await client.get(f"/status/{failed['id']}")).json()
+        assert again["status"] == "FAILED" and again["error"] == detail
+        # an object (or an empty string) under `error` does not fail a Runpod job either
+        for value in ({"type": "ValidationError", "message": "x"}, ""):
+            body = {"input": {"error_value": value}}
+            done = (await client.post("/runsync", json=body)).json()
+            assert done["status"] == "COMPLETED", done
+            assert "error" not in done and done["output"]["error"] == value
+        health = (await client.get("/health")).json()
+        assert health["jobs"]["failed"] == 1 and health["jobs"]["completed"] == 2
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+async def test_runsync_wait_that_is_not_a_number_is_a_400_not_a_500() -> None:
+    client, lifespan = await _client(StubWorker())
+    try:
+        bad = await client.post("/runsync?wait=abc", json={"input": {"x": 1}})
+        assert bad.status_code == 400 and "wait" in bad.json()["error"]
+        short = await client.post("/runsync?wait=-5", json={"input": {"sleep": 0.5}})
+        assert short.status_code == 200 and short.json()["status"] in ("IN_QUEUE", "IN_PROGRESS")
+        ok = await client.post("/runsync?wait=20000", json={"input": {"x": 2}})
+        assert ok.json()["status"] == "COMPLETED"
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _finished(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    for _ in range(100):
+        status = (await client.get(f"/status/{job_id}")).json()
+        if status["status"] not in ("IN_QUEUE", "IN_PROGRESS"):
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+async def test_finished_jobs_are_forgotten_after_runpods_retention() -> None:
+    clock = FakeClock()
+    client, lifespan = await _client(StubWorker(), clock=clock)
+    try:
+        run = (await client.post("/run", json={"input": {"x": 1}})).json()
+        assert (await _finished(client, run["id"]))["status"] == "COMPLETED"
+        sync = (await client.post("/runsync", json={"input": {"x": 2}})).json()
+        queued = (await client.post("/run", json={"input": {"sleep": 0}})).json()
+        await _finished(client, queued["id"])
+        clock.now += 61  # /runsync results are kept 1 min, /run results 30 min
+        assert (await client.get(f"/status/{sync['id']}")).status_code == 404
+        assert (await client.get(f"/status/{run['id']}")).json()["status"] == "COMPLETED"
+        clock.now += 30 * 60 - 61
+        assert (await client.get(f"/status/{run['id']}")).status_code == 200
+        clock.now += 2
+        assert (await client.get(f"/status/{run['id']}")).status_code == 404
+        assert (await client.post(f"/cancel/{queued['id']}")).status_code == 404
+        health = (await client.get("/health")).json()
+        assert health["jobs"]["completed"] == 3  # the counters are totals, not what is kept
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+async def test_a_job_still_running_is_never_pruned() -> None:
+    clock = FakeClock()
+    client, lifespan = await _client(StubWorker(), clock=clock)
+    try:
+        slow = (await client.post("/run", json={"input": {"sleep": 0.6}})).json()
+        await asyncio.sleep(0.3)
+        clock.now += 24 * 3600
+        status = (await client.get(f"/status/{slow['id']}")).json()
+        assert status["status"] in ("IN_QUEUE", "IN_PROGRESS")
+        assert (await _finished(client, slow["id"]))["status"] == "COMPLETED"
     finally:
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
