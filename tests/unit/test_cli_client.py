@@ -20,7 +20,7 @@ import pytest
 from tenacity import wait_none
 from typer.testing import CliRunner
 
-from visgate import cli_client
+from visgate import cli_follow
 from visgate.cli import app
 from visgate.client import VisgateClient
 
@@ -360,11 +360,11 @@ def test_deploy_wait_gives_up_after_reconnects_that_bring_nothing(
         r.drop()
 
     _deploy_routes(api, events)
-    monkeypatch.setattr(cli_client, "STREAM_BACKOFF", wait_none())
+    monkeypatch.setattr(cli_follow, "STREAM_BACKOFF", wait_none())
     monkeypatch.setenv("VISGATE_URL", url)
     monkeypatch.setenv("VISGATE_API_KEY", "vg_test_key")
     result = CliRunner().invoke(app, ["deploy", "lumen/3d-pipeline", "--wait"])
     assert result.exit_code == 1
-    assert connections == [None] + ["1"] * (cli_client.STREAM_RECONNECTS + 1)
+    assert connections == [None] + ["1"] * (cli_follow.STREAM_RECONNECTS + 1)
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("ConnectionError: ") and f"visgate status {DEP}" in last

@@ -30,7 +30,8 @@ from visgate.domain.status import Status
 from visgate.logging import get_logger
 from visgate.orchestrator.backoff import MAX_TRANSIENT_ATTEMPTS, retry_delay
 from visgate.orchestrator.events import queue_pending_events
-from visgate.orchestrator.steps import STEPS, StepResult
+from visgate.orchestrator.results import StepResult
+from visgate.orchestrator.steps import STEPS
 from visgate.services import Services
 
 log = get_logger(__name__)
