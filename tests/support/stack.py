@@ -207,6 +207,18 @@ class Stack:
             service.stop()
 
 
+def fake_cloud_env(runpod: RunningFakeRunpod, hub: FakeHub) -> dict[str, str]:
+    """The settings that point a control plane at the fake Runpod and the fake hub."""
+    return {
+        "PROVIDER": "runpod",
+        "RUNPOD_GRAPHQL_URL": runpod.graphql_url,
+        "RUNPOD_API_BASE": runpod.api_base,
+        "RUNPOD_API_KEY": API_KEY,
+        "RUNPOD_TEMPLATE_IMAGE": "registry.example/visgate-worker:test",
+        "HF_ENDPOINT": hub.url,
+    }
+
+
 def stack_env(
     tmp: Path,
     hub: FakeHub,
@@ -219,12 +231,7 @@ def stack_env(
 ) -> dict[str, str]:
     env = {
         **os.environ,
-        "PROVIDER": "runpod",
-        "RUNPOD_GRAPHQL_URL": runpod.graphql_url,
-        "RUNPOD_API_BASE": runpod.api_base,
-        "RUNPOD_API_KEY": API_KEY,
-        "RUNPOD_TEMPLATE_IMAGE": "registry.example/visgate-worker:test",
-        "HF_ENDPOINT": hub.url,
+        **fake_cloud_env(runpod, hub),
         "HF_HUB_OFFLINE": "false",
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "INTERNAL_WEBHOOK_SECRET": "stack-internal-secret-0123456789abcdef",

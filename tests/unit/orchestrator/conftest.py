@@ -14,6 +14,7 @@ import pytest
 
 from tests.fakes.hub import FakeHub, run_fake_hub
 from tests.fakes.runpod import API_KEY, RunningFakeRunpod, run_fake_runpod
+from tests.support.stack import fake_cloud_env
 from visgate.domain.deployment import Deployment, StatusEvent
 from visgate.domain.status import Status
 from visgate.hub import HubValidator
@@ -149,12 +150,7 @@ def plane_settings(tmp_path: Path, runpod: RunningFakeRunpod, hub: FakeHub, **en
     values: dict[str, Any] = {
         "VISGATE_DB_PATH": str(tmp_path / "visgate.db"),
         "VISGATE_SECRET_KEY": None,
-        "PROVIDER": "runpod",
-        "RUNPOD_GRAPHQL_URL": runpod.graphql_url,
-        "RUNPOD_API_BASE": runpod.api_base,
-        "RUNPOD_API_KEY": API_KEY,
-        "RUNPOD_TEMPLATE_IMAGE": "registry.example/visgate-worker:test",
-        "HF_ENDPOINT": hub.url,
+        **fake_cloud_env(runpod, hub),
         "PUBLIC_BASE_URL": "http://127.0.0.1:9",
         "INTERNAL_WEBHOOK_SECRET": "unit-internal-secret-0123456789abcdef",
         "WEBHOOK_ALLOW_PRIVATE_URLS": True,
