@@ -10,8 +10,14 @@ from types import SimpleNamespace
 
 from tenacity import wait_random_exponential
 
+from visgate.domain.errors import StoreAccessError, TransientError
+
 MAX_TRANSIENT_ATTEMPTS = 25  # about two hours at the 5-minute cap before a deployment fails
 MAX_DELAY_S = 300.0
+
+# What the loops wait out rather than die of: store outages, and a store refusing access
+# (IAM not yet propagated, an index still building) that the operator is expected to fix.
+STORE_TROUBLE = (TransientError, StoreAccessError)
 
 _wait = wait_random_exponential(multiplier=2, max=MAX_DELAY_S)
 

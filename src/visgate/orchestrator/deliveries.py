@@ -18,12 +18,12 @@ from visgate.domain.errors import (
     LeaseLostError,
     SecretNotFoundError,
     StaleWriteError,
-    TransientError,
     VisgateError,
 )
 from visgate.domain.records import DeliveryAttemptLog, WebhookDelivery
 from visgate.domain.status import Status
 from visgate.logging import get_logger
+from visgate.orchestrator.backoff import STORE_TROUBLE
 from visgate.services import Services
 from visgate.webhooks.sender import new_delivery_client
 
@@ -68,8 +68,8 @@ class DeliveryWorker:
             self.wake.clear()
             try:
                 claimed = await self.run_once()
-            except TransientError as exc:
-                log.warning("delivery_claim_failed", error=exc.message)
+            except STORE_TROUBLE as exc:
+                log.warning("delivery_claim_failed", error_type=exc.type, error=exc.message)
                 claimed = 0
             if claimed:
                 idle_wait = 0.05

@@ -23,12 +23,12 @@ from visgate.domain.errors import (
     DeploymentNotFoundError,
     LeaseLostError,
     StaleWriteError,
-    TransientError,
+    StoreAccessError,
     VisgateError,
 )
 from visgate.domain.status import Status
 from visgate.logging import get_logger
-from visgate.orchestrator.backoff import MAX_TRANSIENT_ATTEMPTS, retry_delay
+from visgate.orchestrator.backoff import MAX_TRANSIENT_ATTEMPTS, STORE_TROUBLE, retry_delay
 from visgate.orchestrator.events import queue_pending_events
 from visgate.orchestrator.results import StepResult
 from visgate.orchestrator.steps import STEPS
@@ -122,8 +122,8 @@ class Reconciler:
             wake.clear()
             try:
                 claimed = await self.run_once()
-            except TransientError as exc:
-                log.warning("claim_failed", error=exc.message)
+            except STORE_TROUBLE as exc:
+                log.warning("claim_failed", error_type=exc.type, error=exc.message)
                 claimed = 0
             if claimed:
                 idle_wait = 0.05
@@ -152,7 +152,7 @@ class Reconciler:
             log.info("lease_lost_result_dropped")
         except StaleWriteError as exc:
             log.warning("apply_gave_up_will_retry", error=exc.message)
-        except TransientError as exc:
+        except STORE_TROUBLE as exc:
             log.warning("apply_failed_will_retry", error=exc.message)
         except Exception:
             log.exception("apply_crashed")
@@ -186,7 +186,8 @@ class Reconciler:
         try:
             return _succeeded(await step(self.services, dep))
         except VisgateError as exc:
-            if exc.transient:
+            if exc.transient or isinstance(exc, StoreAccessError):
+                # Not the deployment's fault: fixing the store setup lets it go on.
                 log.warning("step_transient_error", error_type=exc.type, error=exc.message)
                 return _transient(exc)
             log.info("step_failed", error_type=exc.type, error=exc.message)
@@ -238,7 +239,7 @@ class Reconciler:
                 return
             try:
                 extended = await self.store.extend_lease(dep, self.lease_seconds)
-            except TransientError as exc:
+            except STORE_TROUBLE as exc:
                 log.warning("lease_extension_failed", error=exc.message)
                 continue
             if not extended:

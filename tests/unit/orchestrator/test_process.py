@@ -10,6 +10,7 @@ from typing import Any
 
 from tests.unit.orchestrator.conftest import Plane
 from visgate.domain.deployment import Deployment
+from visgate.domain.errors import StoreAccessError
 from visgate.domain.status import Status
 from visgate.store.repository import DeploymentStore
 from visgate.store.sqlite import SqliteBackend
@@ -64,3 +65,37 @@ async def test_stopping_mid_step_hands_the_record_back(plane: Plane) -> None:
     assert fresh.status is Status.creating_endpoint
     assert fresh.lease_token is None
     assert fresh.due_at is not None and fresh.due_at <= time.time()
+
+
+class RefusingStore(DeploymentStore):
+    """A real store that first refuses access (Firestore before its IAM grant propagates)."""
+
+    refusals = 3
+
+    async def claim_due(self, *args: Any, **kwargs: Any) -> list[Deployment]:
+        if self.refusals:
+            self.refusals -= 1
+            raise StoreAccessError("Firestore denied the call: grant roles/datastore.user")
+        return await super().claim_due(*args, **kwargs)
+
+
+async def test_loop_outlives_a_store_that_refuses_access_then_goes_on(
+    make_plane: Any, tmp_path: Any
+) -> None:
+    store = RefusingStore(SqliteBackend(tmp_path / "refusing.db"))
+    plane: Plane = await make_plane(store=store, VISGATE_POLL_INTERVAL=0.05)
+    dep = await plane.place(Status.ready, endpoint_id="e1")
+    stop = asyncio.Event()
+    loop = asyncio.create_task(plane.reconciler.run_forever(stop))
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            assert not loop.done(), "the loop died of a store refusal"
+            if (await store.get(dep.id)).due_at is None:  # the ready step ran
+                break
+            await asyncio.sleep(0.05)
+        assert store.refusals == 0
+        assert (await store.get(dep.id)).due_at is None
+    finally:
+        stop.set()
+        await asyncio.wait_for(loop, 5)
