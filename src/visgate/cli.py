@@ -15,7 +15,7 @@ from rich.table import Table
 
 from visgate.domain.deployment import iso
 from visgate.domain.errors import VisgateError
-from visgate.settings import SettingsError, load_settings
+from visgate.settings import SettingsError, check_serving, load_settings
 
 T = TypeVar("T")
 
@@ -86,7 +86,7 @@ def serve(
     import uvicorn
 
     try:
-        load_settings()
+        check_serving(load_settings())
     except SettingsError as exc:
         fail("SettingsError", str(exc), 2)
     uvicorn.run(
@@ -108,6 +108,7 @@ def worker() -> None:
 
     async def main() -> None:
         settings = load_settings()
+        check_serving(settings)
         configure_logging(settings.log_level)
         services = build_services(settings)
         runner = BackgroundRunner(services)

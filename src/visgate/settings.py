@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     internal_webhook_secret: SecretStr | None = Field(
         None,
         validation_alias="INTERNAL_WEBHOOK_SECRET",
-        description="Key for per-deployment callback tokens; generated into the data folder if unset.",
+        description="Key for per-deployment callback tokens; generated into the data folder if unset (one machine only: required, the same everywhere, with STORE=firestore).",
     )
     webhook_allow_private_urls: bool = Field(
         False,
@@ -248,6 +248,22 @@ class Settings(BaseSettings):
 
 class SettingsError(Exception):
     """Start-up refused: a setting is missing or malformed (message names the variable)."""
+
+
+def check_serving(settings: Settings) -> None:
+    """What a process that issues or checks worker callback tokens (`serve`, `worker`, the
+    Cloud Run app) needs beyond what every command needs (`keys create` does not)."""
+    if (
+        settings.store is StoreKind.firestore
+        and not settings.firestore_emulator_host
+        and settings.internal_webhook_secret is None
+    ):
+        # Each instance would otherwise generate its own key file and refuse the callback
+        # tokens the others issued (random 401s for workers).
+        raise SettingsError(
+            "STORE=firestore runs many instances: set INTERNAL_WEBHOOK_SECRET, the same on "
+            "every instance (deploy.sh stores one in Secret Manager)"
+        )
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from visgate.settings import SettingsError, load_settings
+from visgate.settings import SettingsError, check_serving, load_settings
 
 
 def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,3 +65,17 @@ def test_sweep_interval_zero_turns_sweeping_off(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("VISGATE_SWEEP_INTERVAL", "-1")
     with pytest.raises(SettingsError, match="VISGATE_SWEEP_INTERVAL"):
         load_settings()
+
+
+def test_firestore_in_production_needs_one_shared_callback_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STORE", "firestore")
+    monkeypatch.setenv("GCP_PROJECT_ID", "p")
+    monkeypatch.delenv("FIRESTORE_EMULATOR_HOST", raising=False)
+    monkeypatch.delenv("INTERNAL_WEBHOOK_SECRET", raising=False)
+    settings = load_settings()  # `keys create` from a laptop needs no callback secret
+    with pytest.raises(SettingsError, match="INTERNAL_WEBHOOK_SECRET"):
+        check_serving(settings)
+    monkeypatch.setenv("INTERNAL_WEBHOOK_SECRET", "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6")
+    check_serving(load_settings())

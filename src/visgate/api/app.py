@@ -17,7 +17,7 @@ from visgate.api.ratelimit import MemoryRateLimiter, StoreRateLimiter
 from visgate.api.routers import catalog, deployments, events, health, internal, jobs
 from visgate.logging import configure_logging
 from visgate.services import Services, build_services
-from visgate.settings import Settings, StoreKind, load_settings
+from visgate.settings import Settings, StoreKind, check_serving, load_settings
 
 
 def create_app(
@@ -30,6 +30,7 @@ def create_app(
     if services is not None:
         settings = services.settings
     settings = settings or load_settings()
+    check_serving(settings)
     configure_logging(settings.log_level)
     run_loop = settings.reconciler_enabled if run_reconciler is None else run_reconciler
 
