@@ -80,6 +80,8 @@ class Deployment(BaseModel):
     vram_gb: float | None = None
     gpu_pools: list[str] = Field(default_factory=list)
     gpu: str | None = None  # what the worker reported, else the pool list
+    # Set before the first create call: from then on a try looks up by name before creating.
+    create_started: bool = False
     endpoint_id: str | None = None
     template_id: str | None = None
     endpoint_url: str | None = None

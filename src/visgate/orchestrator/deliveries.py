@@ -171,7 +171,8 @@ class DeliveryWorker:
         n = len(delivery.attempts)
         if entry.ok:
             delivery.state, delivery.due_at = "delivered", None
-            await self._finish(delivery, f"webhook {delivery.event_type} delivered (try {n})")
+            took = f" in {entry.duration_ms:.0f} ms" if entry.duration_ms is not None else ""
+            await self._finish(delivery, f"webhook {delivery.event_type} delivered (try {n}){took}")
             return
         schedule = self.services.settings.webhook_retry_schedule
         delay = None if disable else next_delay(schedule, n, retry_after_s)

@@ -12,7 +12,10 @@ from typing import Any
 
 from visgate.domain.deployment import Deployment, ErrorInfo
 from visgate.domain.errors import (
+    LeaseLostError,
     RunpodTemplateNotConfiguredError,
+    StaleWriteError,
+    TransientError,
     VisgateError,
 )
 from visgate.domain.status import Status
@@ -170,10 +173,23 @@ def _both(first: Change, second: Change) -> Change:
     return change
 
 
+async def _note_create_started(services: Services, dep: Deployment) -> None:
+    """Recorded (under the lease) before the first create call: a try after a crash or a
+    lost answer then looks up by name first, while the first try may skip the look-ups."""
+    dep.create_started = True
+    try:
+        await services.store.save(dep, lease_token=dep.lease_token)
+    except (StaleWriteError, LeaseLostError) as exc:  # a callback or DELETE wrote first
+        raise TransientError(f"the record changed as the create began ({exc.message})") from exc
+
+
 async def create_endpoint(services: Services, dep: Deployment) -> StepResult:
     spec = await endpoint_spec(services, dep, dep.gpu_pools)
     key = await provider_key(services, dep)
-    ref = await provider_of(services).ensure_endpoint(spec, api_key=key)
+    fresh = not dep.create_started
+    if fresh:
+        await _note_create_started(services, dep)
+    ref = await provider_of(services).ensure_endpoint(spec, api_key=key, fresh=fresh)
     record = _record_endpoint(ref)
     try:
         record = _both(record, await warm_up(services, ref.endpoint_id, key))

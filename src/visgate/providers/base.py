@@ -91,8 +91,14 @@ class GpuType:
 
 @runtime_checkable
 class GpuProvider(Protocol):
-    async def ensure_endpoint(self, spec: EndpointSpec, *, api_key: str) -> EndpointRef:
-        """Create template + endpoint named `spec.name`, or return the existing ones."""
+    async def ensure_endpoint(
+        self, spec: EndpointSpec, *, api_key: str, fresh: bool = False
+    ) -> EndpointRef:
+        """Create template + endpoint named `spec.name`, or return the existing ones.
+
+        `fresh`: the caller knows no earlier try reached the provider (it records that before
+        its first call), so the first attempt may skip the by-name look-ups; any repeat
+        (after a lost answer, a name clash) looks up again."""
         ...
 
     async def find_endpoint(self, name: str, *, api_key: str) -> EndpointRef | None:

@@ -83,6 +83,33 @@ async def test_ensure_endpoint_twice_reuses_what_exists(
     assert len(fake.state.calls_of("saveEndpoint")) == 1
 
 
+def _graphql_fields(fake: RunningFakeRunpod) -> list[str]:
+    return [f for c in fake.state.calls if c.path.startswith("/graphql") for f in c.fields]
+
+
+async def test_a_fresh_create_makes_two_calls_and_no_look_ups(
+    provider: RunpodProvider, fake: RunningFakeRunpod, api_key: str
+) -> None:
+    ref = await provider.ensure_endpoint(make_spec(), api_key=api_key, fresh=True)
+
+    assert _graphql_fields(fake) == ["saveTemplate", "saveEndpoint"]
+    assert fake.state.endpoint(ref.name) is not None
+
+
+async def test_a_fresh_create_that_meets_an_earlier_try_reuses_it(
+    provider: RunpodProvider, fake: RunningFakeRunpod, api_key: str
+) -> None:
+    """Wrongly told `fresh` (the earlier try's marker was lost), Runpod's unique template
+    names still stop a second endpoint: the clash sends the try through the look-ups."""
+    spec = make_spec()
+    first = await provider.ensure_endpoint(spec, api_key=api_key)
+    again = await provider.ensure_endpoint(spec, api_key=api_key, fresh=True)
+
+    assert again == first
+    assert len(fake.state.creations("endpoint")) == 1
+    assert len(fake.state.creations("template")) == 1
+
+
 async def test_changed_image_updates_the_template_in_place(
     provider: RunpodProvider, fake: RunningFakeRunpod, api_key: str
 ) -> None:

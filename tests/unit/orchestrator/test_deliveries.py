@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -104,7 +105,9 @@ async def test_secret_store_outage_counts_as_a_try_and_follows_the_schedule(
     await asyncio.sleep(0.3)  # WEBHOOK_RETRY_SCHEDULE=0.2,0.2: the second try is due
     await _pass(worker)
     assert len(receiver.deliveries) == 1
-    assert "delivered (try 2)" in await _logs(plane, dep)
+    logs = await _logs(plane, dep)
+    assert "delivered (try 2)" in logs
+    assert re.search(r"delivered \(try 2\) in \d+ ms", logs)  # how long the receiver took
 
 
 @pytest.mark.parametrize("refusal", ["deleted", "permission denied"])

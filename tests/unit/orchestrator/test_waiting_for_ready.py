@@ -72,8 +72,10 @@ class CallbackBeforeWrite:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    async def ensure_endpoint(self, spec: EndpointSpec, *, api_key: str) -> EndpointRef:
-        ref = await self.inner.ensure_endpoint(spec, api_key=api_key)
+    async def ensure_endpoint(
+        self, spec: EndpointSpec, *, api_key: str, fresh: bool = False
+    ) -> EndpointRef:
+        ref = await self.inner.ensure_endpoint(spec, api_key=api_key, fresh=fresh)
         report = WorkerCallback(status="downloading_model")
 
         def callback(d: Deployment) -> bool:
@@ -138,3 +140,31 @@ async def test_the_operators_registry_credential_reaches_the_deployments_templat
     assert fresh.status is Status.loading_model
     template = plane.runpod.state.template(f"visgate-{dep.id}")
     assert template["containerRegistryAuthId"] == "cred-artifact-registry"
+
+
+def _graphql_fields(plane: Plane, since: int = 0) -> list[str]:
+    calls = plane.runpod.state.calls[since:]
+    return [f for c in calls if c.path.startswith("/graphql") for f in c.fields]
+
+
+async def test_a_first_create_skips_the_look_ups_a_retried_one_reuses_what_exists(
+    plane: Plane,
+) -> None:
+    first = await plane.place(Status.creating_endpoint, gpu_pools=["ADA_24"], vram_gb=8.0)
+    await plane.run()
+    assert _graphql_fields(plane) == ["saveTemplate", "saveEndpoint"]  # 2 Runpod calls, not 4
+    assert (await plane.store.get(first.id)).create_started
+
+    # A try that crashed after Runpod made the endpoint, before the id was recorded.
+    crashed = await plane.place(
+        Status.creating_endpoint, gpu_pools=["ADA_24"], vram_gb=8.0, create_started=True
+    )
+    made = await plane.endpoint_for(crashed)
+    since = len(plane.runpod.state.calls)
+    await plane.run()
+    fresh = await plane.store.get(crashed.id)
+    assert fresh.endpoint_id == made.endpoint_id  # found by name, not made twice
+    fields = _graphql_fields(plane, since)
+    assert fields.count("myself") == 2 and "saveEndpoint" not in fields  # looked up, reused
+    assert plane.runpod.state.creations("endpoint").count(made.endpoint_id) == 1
+    assert len(plane.runpod.state.creations("endpoint")) == 2  # one per deployment

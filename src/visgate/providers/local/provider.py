@@ -215,7 +215,10 @@ class LocalProvider:
 
     # --- GpuProvider -----------------------------------------------------------------
 
-    async def ensure_endpoint(self, spec: EndpointSpec, *, api_key: str) -> EndpointRef:
+    async def ensure_endpoint(
+        self, spec: EndpointSpec, *, api_key: str, fresh: bool = False
+    ) -> EndpointRef:
+        # `fresh` saves nothing here: the look-up is a read of a local file.
         async with self._lock:
             endpoints = self._load()
             if spec.name in endpoints:

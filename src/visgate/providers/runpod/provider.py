@@ -76,19 +76,27 @@ class RunpodProvider:
 
     # --- GpuProvider -----------------------------------------------------------------
 
-    async def ensure_endpoint(self, spec: EndpointSpec, *, api_key: str) -> EndpointRef:
+    async def ensure_endpoint(
+        self, spec: EndpointSpec, *, api_key: str, fresh: bool = False
+    ) -> EndpointRef:
         if not spec.gpu_pools:
             raise RunpodInsufficientGPUError(f"no GPU pool was chosen for {spec.name}")
+        tries = 0
 
         async def once() -> EndpointRef:
-            template_id = await self._ensure_template(spec, api_key)
-            return await self._ensure_endpoint_row(spec, template_id, api_key)
+            nonlocal tries
+            # A fresh first try creates straight away: 2 GraphQL calls instead of 4. Were
+            # the template there after all, Runpod refuses its name and we look up below.
+            look = not fresh or tries > 0
+            tries += 1
+            template_id = await self._ensure_template(spec, api_key, look=look)
+            return await self._ensure_endpoint_row(spec, template_id, api_key, look=look)
 
-        # Each try looks up by name again, so repeating after a lost answer is safe.
+        # Each repeat looks up by name again, so repeating after a lost answer is safe.
         return await self.policy.run(once, what="ensure_endpoint")
 
-    async def _ensure_template(self, spec: EndpointSpec, api_key: str) -> str:
-        found = _named(await self._templates(api_key, retry=False), spec.name)
+    async def _ensure_template(self, spec: EndpointSpec, api_key: str, *, look: bool) -> str:
+        found = _named(await self._templates(api_key, retry=False), spec.name) if look else []
         if found and template_matches(found[0], spec):
             return str(found[0]["id"])
         template_id = str(found[0]["id"]) if found else None
@@ -114,9 +122,9 @@ class RunpodProvider:
         return str(saved["id"])
 
     async def _ensure_endpoint_row(
-        self, spec: EndpointSpec, template_id: str, api_key: str
+        self, spec: EndpointSpec, template_id: str, api_key: str, *, look: bool
     ) -> EndpointRef:
-        found = _named(await self._endpoints(api_key, retry=False), spec.name)
+        found = _named(await self._endpoints(api_key, retry=False), spec.name) if look else []
         if len(found) > 1:
             log.warning("runpod_duplicate_endpoints", name=spec.name, count=len(found))
         current = next((e for e in found if e.get("templateId") == template_id), None)
