@@ -59,6 +59,11 @@ def _access_error(exc: gexc.GoogleAPICallError, project: str) -> StoreAccessErro
     return StoreAccessError(f"firestore refused the call ({type(exc).__name__}: {detail}): {hint}")
 
 
+# Pages of due records read per claim while looking past leased ones (bounded: a claim
+# that finds nothing free now finds it on the next poll).
+_CLAIM_PAGES = 5
+
+
 class FirestoreBackend:
     def __init__(
         self,
@@ -191,14 +196,7 @@ class FirestoreBackend:
         self, kind: str, *, owner: str, now: float, limit: int, lease_seconds: float
     ) -> list[dict[str, Any]]:
         expires = now + lease_seconds
-        candidates = await self._guard(
-            self._collection(kind)
-            .where(filter=FieldFilter("due_at", "<=", now))
-            .order_by("due_at")
-            .limit(limit * 2)
-            .get()
-        )
-        refs = [snap.reference for snap in candidates]
+        refs = await self._claimable(kind, now=now, wanted=limit * 2)
         random.shuffle(refs)  # claimants racing for the same rows collide less
 
         def decide(doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, Any]:
@@ -228,6 +226,29 @@ class FirestoreBackend:
             results = await asyncio.gather(*(claim_one(ref) for ref in batch))
             claimed += [doc for doc in results if doc is not None]
         return claimed
+
+    async def _claimable(self, kind: str, *, now: float, wanted: int) -> list[Any]:
+        """Due records nobody holds, oldest first. Firestore cannot filter on a second range
+        field, so leased ones (made due at once by a DELETE or a callback while a loop holds
+        them) are skipped here, paging on so that a run of them cannot hide the rest."""
+        query = (
+            self._collection(kind)
+            .where(filter=FieldFilter("due_at", "<=", now))
+            .order_by("due_at")
+            .limit(wanted)
+        )
+        refs: list[Any] = []
+        last = None
+        for _ in range(_CLAIM_PAGES):
+            page = await self._guard((query.start_after(last) if last else query).get())
+            for snap in page:
+                lease_end = (snap.to_dict() or {}).get("lease_expires_at")
+                if lease_end is None or lease_end <= now:
+                    refs.append(snap.reference)
+            if len(page) < wanted or len(refs) >= wanted:
+                break
+            last = page[-1]
+        return refs
 
     async def extend_lease(
         self, kind: str, doc_id: str, *, lease_token: str, expires_at: float

@@ -106,6 +106,26 @@ async def test_list_is_newest_first_filtered_and_paginates_without_gaps(
         await store.list(tenant="t1", cursor="not-a-cursor")
 
 
+async def test_records_due_but_still_leased_never_hide_the_claimable_ones(
+    store: DeploymentStore,
+) -> None:
+    """A DELETE or a worker callback makes a record due at once while a loop still holds it;
+    a burst of those ahead in due order must not starve the records nobody holds."""
+    now = time.time()
+    held = [await store.create(new_dep(now=now - 100 + i)) for i in range(6)]
+    assert len(await store.claim_due("busy-loop", 6, 600)) == 6
+
+    def due_now(d: Deployment) -> None:
+        d.due_at = now - 50
+
+    for dep in held:
+        await store.mutate(dep.id, due_now)
+    free = await store.create(new_dep(now=now - 10))
+
+    got = await store.claim_due("other-loop", 2, 600)
+    assert [d.id for d in got] == [free.id]
+
+
 async def test_each_due_record_goes_to_exactly_one_claimant(store: DeploymentStore) -> None:
     deps = [await store.create(new_dep()) for _ in range(12)]
     now = time.time() + 1
