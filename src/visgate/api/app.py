@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Gauge
 
 from visgate import __version__
+from visgate.api.deps import AUTH_FAILURES_PER_MINUTE
 from visgate.api.errors import error_response, install_error_handlers
 from visgate.api.middleware import BodyTooLarge, RequestContextMiddleware, metric_families
 from visgate.api.ratelimit import MemoryRateLimiter, StoreRateLimiter
@@ -70,6 +71,8 @@ def create_app(
         "visgate_deployments", "Deployments by status.", ["status"], registry=registry
     )
     app.state.auth_cache = {}
+    app.state.auth_misses = {}
+    app.state.auth_failures = MemoryRateLimiter(AUTH_FAILURES_PER_MINUTE)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, Request
 
-from visgate.api.ratelimit import RateLimiter
+from visgate.api.ratelimit import MemoryRateLimiter, RateLimiter
 from visgate.domain.errors import DeploymentNotFoundError, RateLimitedError, UnauthorizedError
 from visgate.domain.records import ApiKey, hash_api_key
 from visgate.services import Services
 
 _AUTH_CACHE_TTL_S = 5.0
+_AUTH_CACHE_ENTRIES = 10_000
+# Unknown API keys one client address may try per minute before it meets 429: far above a
+# misconfigured script's retries, far below what guessing keys or flooding the store needs.
+AUTH_FAILURES_PER_MINUTE = 300
 # Wider than the ids we issue (`dep_` + 16 hex), narrower than what a store rejects: Firestore
 # refuses ids such as `..` or `__x__` (or over 1500 bytes) with an error that surfaced as a 500.
 _DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -51,17 +55,7 @@ async def current_key(request: Request, services: ServicesDep) -> ApiKey:
             "missing or malformed Authorization header: send 'Authorization: Bearer <api_key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    key_hash = hash_api_key(token)
-    cache: dict[str, tuple[float, ApiKey | None]] = request.app.state.auth_cache
-    now = time.monotonic()
-    cached = cache.get(key_hash)
-    if cached is not None and cached[0] > now:
-        key = cached[1]
-    else:
-        key = await services.store.api_key_by_hash(key_hash)
-        if len(cache) > 10_000:
-            cache.clear()
-        cache[key_hash] = (now + _AUTH_CACHE_TTL_S, key)
+    key = await _resolve(request, services, hash_api_key(token))
     if key is None or not key.active:
         raise UnauthorizedError(
             "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
@@ -74,6 +68,41 @@ async def current_key(request: Request, services: ServicesDep) -> ApiKey:
             headers={"Retry-After": str(int(retry_after))},
         )
     return key
+
+
+async def _resolve(request: Request, services: Services, key_hash: str) -> ApiKey | None:
+    """The key for a token hash, cached briefly. Unknown tokens are cached apart, so a flood
+    of them never pushes real keys out; past AUTH_FAILURES_PER_MINUTE unknown tokens from
+    one address, the next ones answer 429 without a store read (a key that address already
+    used successfully still works from the cache)."""
+    state = request.app.state
+    now = time.monotonic()
+    known = state.auth_cache.get(key_hash)
+    if known is not None and known[0] > now:
+        return known[1]  # type: ignore[no-any-return]
+    client = request.client.host if request.client else "unknown"
+    failures: MemoryRateLimiter = state.auth_failures
+    retry_after = failures.blocked(client)
+    if retry_after is not None:
+        raise RateLimitedError(
+            "too many requests with unknown API keys from this address",
+            headers={"Retry-After": str(int(retry_after))},
+        )
+    miss_until = state.auth_misses.get(key_hash)
+    if miss_until is None or miss_until <= now:
+        key = await services.store.api_key_by_hash(key_hash)
+        if key is not None:
+            _put(state.auth_cache, key_hash, (now + _AUTH_CACHE_TTL_S, key))
+            return key
+        _put(state.auth_misses, key_hash, now + _AUTH_CACHE_TTL_S)
+    await failures.hit(client)
+    return None
+
+
+def _put(cache: dict[str, Any], key: str, value: Any) -> None:
+    if len(cache) >= _AUTH_CACHE_ENTRIES:
+        cache.clear()
+    cache[key] = value
 
 
 CurrentKey = Annotated[ApiKey, Depends(current_key)]

@@ -29,6 +29,15 @@ class MemoryRateLimiter:
         self.clock = clock
         self._windows: dict[str, tuple[int, int]] = {}
 
+    def blocked(self, key_id: str) -> float | None:
+        """Like `hit` without counting: seconds until the window reopens if it is used up."""
+        now = self.clock()
+        window = int(now // WINDOW_S)
+        current, count = self._windows.get(key_id, (window, 0))
+        if current == window and count >= self.limit:
+            return max(1.0, math.ceil((window + 1) * WINDOW_S - now))
+        return None
+
     async def hit(self, key_id: str) -> float | None:
         now = self.clock()
         window = int(now // WINDOW_S)
