@@ -37,13 +37,16 @@ def may_hold_resources(dep: Deployment) -> bool:
 
 
 async def teardown_provider(services: Services, dep: Deployment) -> None:
-    """Scale to zero and delete the endpoint and template. Repeatable."""
+    """Scale to zero and delete the endpoint and template. Repeatable.
+
+    A deployment's own Runpod key is deleted only after this has succeeded (both steps
+    below keep that order), so a key that is gone means an earlier try already removed
+    everything it could reach, and its final write was lost; retrying could never succeed.
+    """
     try:
         key = await provider_key(services, dep)
     except SecretNotFoundError:
-        if not came_through_failed(dep):
-            raise
-        log.info("teardown_key_gone_after_cleanup")  # nothing left we can reach
+        log.warning("teardown_key_gone", after_failed_cleanup=came_through_failed(dep))
         return
     await provider_of(services).teardown(endpoint_name(dep.id), api_key=key)
 

@@ -114,3 +114,24 @@ async def test_deployment_failing_validation_drops_the_users_secrets(plane: Plan
         with pytest.raises(SecretNotFoundError):
             await plane.services.secrets.get(ref)
     assert plane.runpod.state.calls == []  # nothing was made, so nothing was torn down
+
+
+async def test_delete_whose_final_write_was_lost_after_its_key_went_still_ends_deleted(
+    plane: Plane,
+) -> None:
+    """An earlier try removed the endpoint and then the user's key, but lost its lease
+    before writing `deleted`: the next try must not wait for ever on a key it cannot get."""
+    dep = await plane.place(Status.ready, secrets={"runpod_api_key": USER_KEY})
+    await plane.endpoint_for(dep, key=USER_KEY)
+    await plane.services.provider.teardown(f"visgate-{dep.id}", api_key=USER_KEY)  # type: ignore[union-attr]
+    await plane.services.secrets.delete_for(dep.id)
+
+    def begin_delete(d: Deployment) -> None:
+        d.needs_teardown = True
+        d.move_to(Status.deleting, time.time(), "delete requested")
+        d.due_at = time.time()
+
+    await plane.store.mutate(dep.id, begin_delete)
+    deleted = await plane.settle(dep.id)
+    assert deleted.status is Status.deleted
+    assert plane.endpoint(dep) is None
