@@ -1,6 +1,6 @@
 """Hugging Face validation and VRAM estimate: is this model servable, by whom, and on how
-much GPU memory. Imports domain/, registry/ and the backend-free `providers.retry_after`
-only (plus huggingface_hub and tenacity).
+much GPU memory. Imports domain/, registry/ and `visgate.retry_after` only (plus
+huggingface_hub and tenacity).
 """
 
 from visgate.hub.validator import HubValidator, ModelCheck

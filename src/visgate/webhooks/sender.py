@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import UTC
-from email.utils import parsedate_to_datetime
 from typing import Final
 
 import httpx
 import structlog
 
 from visgate.domain.errors import ValidationError
+from visgate.retry_after import parse_retry_after
 from visgate.webhooks.signing import build_headers
 from visgate.webhooks.urls import Resolver, SafeTarget, refusal_is_final, resolve_safe_target
 
@@ -57,22 +56,6 @@ def new_delivery_client() -> httpx.AsyncClient:
         timeout=DEFAULT_TIMEOUT_SECONDS,
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
     )
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds from a Retry-After header, either delay-seconds or an HTTP-date."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isascii() and text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
 
 
 def _describe_failure(response: httpx.Response) -> tuple[str, bool]:

@@ -14,7 +14,7 @@ from visgate.providers.base import EndpointSpec
 from visgate.providers.runpod import operations as ops
 from visgate.providers.runpod.messages import is_in_use, is_not_found, is_quota
 from visgate.providers.runpod.payloads import endpoint_input, scaled_to_zero, spec_template_input
-from visgate.providers.runpod.retry import parse_retry_after
+from visgate.retry_after import parse_retry_after
 
 SPEC = EndpointSpec(
     name="visgate-d1",

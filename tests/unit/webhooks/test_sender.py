@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from tests.unit.webhooks.conftest import EVENT_TIME, Receiver, ready_event
+from visgate.retry_after import parse_retry_after
 from visgate.webhooks import WebhookVerificationError, verify_webhook
-from visgate.webhooks.sender import deliver_once, parse_retry_after
+from visgate.webhooks.sender import deliver_once
 
 
 async def test_2xx_is_delivered_and_the_receiver_can_verify_it(

@@ -22,9 +22,8 @@ from tenacity import (
 
 from visgate.domain.errors import RunpodUnavailableError
 from visgate.logging import get_logger
-from visgate.providers.retry_after import parse_retry_after
 
-__all__ = ["RetryPolicy", "Transient", "parse_retry_after"]
+__all__ = ["RetryPolicy", "Transient"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
