@@ -59,14 +59,12 @@ class Services:
 def _callback_key(settings: Settings) -> bytes:
     if settings.internal_webhook_secret is not None:
         return settings.internal_webhook_secret.get_secret_value().encode()
+    from visgate.secrets.local import load_or_create_key_file
+
+    # The same race-safe creation as the local secret store's key: a second process starting
+    # at the same moment reads the whole key, never an empty or half-written file.
     path = Path(settings.data_dir) / "internal_webhook.key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        fd = path.open("x", encoding="ascii")
-        path.chmod(0o600)
-        with fd:
-            fd.write(secrets.token_hex(32))
-    return path.read_text(encoding="ascii").strip().encode()
+    return load_or_create_key_file(path, lambda: secrets.token_hex(32).encode()).encode()
 
 
 _OPERATOR_SECRETS = ("internal_webhook_secret", "runpod_api_key", "secret_key")

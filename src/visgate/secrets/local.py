@@ -60,8 +60,8 @@ def parse_keys(keys: str) -> MultiFernet:
         ) from None
 
 
-def load_or_create_key_file(path: Path) -> str:
-    """Read the key file, creating it first if absent.
+def load_or_create_key_file(path: Path, make: Callable[[], bytes] = Fernet.generate_key) -> str:
+    """Read the key file, creating it first (0600, content from `make`) if absent.
 
     Created under a temporary name and published with `link`, which fails if the file
     exists: two processes starting at once end up with the same key, never half a file.
@@ -75,7 +75,7 @@ def load_or_create_key_file(path: Path) -> str:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(Fernet.generate_key())
+            fh.write(make())
             fh.flush()
             os.fsync(fh.fileno())
         try:
