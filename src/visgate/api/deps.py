@@ -10,7 +10,12 @@ import structlog
 from fastapi import Depends, Request
 
 from visgate.api.ratelimit import MemoryRateLimiter, RateLimiter
-from visgate.domain.errors import DeploymentNotFoundError, RateLimitedError, UnauthorizedError
+from visgate.domain.errors import (
+    DeploymentNotFoundError,
+    NotFoundError,
+    RateLimitedError,
+    UnauthorizedError,
+)
 from visgate.domain.records import ApiKey, hash_api_key
 from visgate.services import Services
 
@@ -19,9 +24,11 @@ _AUTH_CACHE_ENTRIES = 10_000
 # Unknown API keys one client address may try per minute before it meets 429: far above a
 # misconfigured script's retries, far below what guessing keys or flooding the store needs.
 AUTH_FAILURES_PER_MINUTE = 300
-# Wider than the ids we issue (`dep_` + 16 hex), narrower than what a store rejects: Firestore
-# refuses ids such as `..` or `__x__` (or over 1500 bytes) with an error that surfaced as a 500.
-_DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# Ids that travel in a URL path, ours or upstream's. Deployment ids: wider than the ones we
+# issue (`dep_` + 16 hex), narrower than what a store rejects (Firestore refuses `..` or
+# `__x__` with an error that surfaced as a 500). Job ids: Runpod's `sync-<uuid>-u1` or a uuid,
+# the local adapter's `local-<hex>`; they go into Runpod's URL, so `..`, `?`, `#` or NUL must not.
+_PATH_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def require_deployment_id(deployment_id: str) -> str:
@@ -29,12 +36,19 @@ def require_deployment_id(deployment_id: str) -> str:
 
     A valid id is bound to the request's log context, so every line a route on one
     deployment writes (its own, a 5xx's) can be found by `deployment_id`."""
-    if not _DEPLOYMENT_ID.fullmatch(deployment_id) or (
+    if not _PATH_SAFE_ID.fullmatch(deployment_id) or (
         deployment_id.startswith("__") and deployment_id.endswith("__")
     ):
         raise DeploymentNotFoundError(f"deployment {deployment_id[:64]} not found")
     structlog.contextvars.bind_contextvars(deployment_id=deployment_id)
     return deployment_id
+
+
+def require_job_id(job_id: str) -> str:
+    """A job id no job can have answers 404 before the store or Runpod is asked."""
+    if not _PATH_SAFE_ID.fullmatch(job_id):
+        raise NotFoundError(f"job {job_id[:64]!r} not found")
+    return job_id
 
 
 async def get_services(request: Request) -> Services:

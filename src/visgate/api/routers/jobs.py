@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter
 
-from visgate.api.deps import CurrentKey, ServicesDep, require_deployment_id
+from visgate.api.deps import CurrentKey, ServicesDep, require_deployment_id, require_job_id
 from visgate.api.schemas import ERROR_RESPONSES, JobRequest
 from visgate.domain.deployment import Deployment
-from visgate.domain.errors import DeploymentNotReadyError, NotFoundError
+from visgate.domain.errors import DeploymentNotReadyError
 from visgate.domain.status import Status
 from visgate.orchestrator.credentials import provider_key
 from visgate.services import Services
@@ -22,16 +21,6 @@ router = APIRouter(
 )
 
 _SERVING = (Status.ready, Status.webhook_failed)
-# Runpod job ids look like `sync-<uuid>-u1` or a uuid, the local adapter's `local-<hex>`. The
-# id goes into the upstream URL's path, so anything else (`..`, `?`, `#`, NUL) must not.
-_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-
-
-def require_job_id(job_id: str) -> str:
-    """A job id no job can have answers 404 before the store or Runpod is asked."""
-    if not _JOB_ID.fullmatch(job_id):
-        raise NotFoundError(f"job {job_id[:64]!r} not found")
-    return job_id
 
 
 async def _ready(deployment_id: str, key: CurrentKey, services: Services) -> tuple[Deployment, str]:
