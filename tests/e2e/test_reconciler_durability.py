@@ -29,18 +29,6 @@ def _post_many(stack: Stack, client: httpx.Client, n: int, unknown_every: int = 
     return ids
 
 
-def _assert_one_endpoint_per_live_deployment(stack: Stack, final: dict[str, dict]) -> None:
-    """Ready deployments hold exactly one endpoint; failed ones none; none was made twice."""
-    state = stack.runpod.state
-    made = Counter(state.created_names("endpoint"))
-    assert not {n: c for n, c in made.items() if c > 1}, "an endpoint was created twice"
-    live = Counter(row["name"] for row in state.endpoints.values())
-    for dep_id, dep in final.items():
-        expected = 1 if dep["status"] == "ready" else 0
-        assert live[f"visgate-{dep_id}"] == expected, (dep_id, dep["status"])
-    assert sum(live.values()) == sum(d["status"] == "ready" for d in final.values())
-
-
 def test_sigkill_three_times_loses_nothing_and_leaks_nothing(tmp_path: Path) -> None:
     rng = random.Random(7)
     with run_stack(tmp_path, VISGATE_LEASE_SECONDS="2") as stack:
@@ -59,7 +47,7 @@ def test_sigkill_three_times_loses_nothing_and_leaks_nothing(tmp_path: Path) -> 
         for dep in final.values():
             if dep["status"] == "failed":
                 assert dep["error"]["type"] == "HuggingFaceModelNotFoundError", dep
-        _assert_one_endpoint_per_live_deployment(stack, final)
+        stack.assert_one_endpoint_per_live_deployment(final)
 
         # Every ready deployment's webhook arrived, each under one stable webhook-id.
         ready = [i for i, d in final.items() if d["status"] == "ready"]
@@ -89,6 +77,6 @@ def test_two_reconciler_processes_never_create_an_endpoint_twice(
             ids = _post_many(stack, client, 50)
             final = stack.wait_all(client, ids, SETTLED, timeout=180)
         assert Counter(d["status"] for d in final.values()) == {"ready": 50}
-        _assert_one_endpoint_per_live_deployment(stack, final)
+        stack.assert_one_endpoint_per_live_deployment(final)
         # Both processes did work: the lease let them share, not duplicate.
         assert "status_changed" in worker.log_text()

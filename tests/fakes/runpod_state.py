@@ -163,6 +163,11 @@ class FakeRunpodState:
             ra = None if retry_after is None else str(retry_after)
             self._faults += [Fault(status, surface, field, ra) for _ in range(n)]
 
+    def clear_faults(self) -> None:
+        """Drop the faults not yet served: Runpod works again."""
+        with self.lock:
+            self._faults.clear()
+
     def lose_answer_next(self, field: str, n: int = 1, status: int = 502) -> None:
         """Run the next `n` GraphQL calls of `field`, then answer `status`: a lost answer."""
         with self.lock:

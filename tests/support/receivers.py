@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -106,9 +107,15 @@ class FakeWorker:
     callback URL in its env, retrying until the control plane answers (it may be down)."""
 
     def __init__(
-        self, *, delay: float = 0.05, report: str = "ready", retry_for: float = 120.0
+        self,
+        *,
+        delay: float | tuple[float, float] = 0.05,
+        report: str = "ready",
+        retry_for: float = 120.0,
+        seed: int = 0,
     ) -> None:
-        self.delay = delay
+        self.delay = delay  # seconds after the endpoint appears; a (low, high) pair draws one
+        self._rng = random.Random(seed)
         self.report = report
         self.retry_for = retry_for
         self.reported: set[str] = set()
@@ -124,7 +131,11 @@ class FakeWorker:
         threading.Thread(target=self._run, args=(dict(env),), daemon=True).start()
 
     def _run(self, env: dict[str, str]) -> None:
-        time.sleep(self.delay)
+        delay = self.delay
+        if isinstance(delay, tuple):
+            with self._lock:
+                delay = self._rng.uniform(*delay)
+        time.sleep(delay)
         url, token = env["VISGATE_WEBHOOK"], env["VISGATE_CALLBACK_TOKEN"]
         headers = {"Authorization": f"Bearer {token}"}
         if self.report == "ready":

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,6 +202,17 @@ class Stack:
             assert len({d.headers["webhook-id"] for d in deliveries}) == 1, dep_id
             ok = sum(d.ok for d in deliveries)
             assert ok >= 1 if crashes else ok == 1, (dep_id, [d.status for d in deliveries])
+
+    def assert_one_endpoint_per_live_deployment(self, final: dict[str, dict[str, Any]]) -> None:
+        """Ready deployments hold exactly one endpoint; the others none; none was made twice."""
+        state = self.runpod.state
+        made = Counter(state.created_names("endpoint"))
+        assert not {n: c for n, c in made.items() if c > 1}, "an endpoint was created twice"
+        live = Counter(row["name"] for row in state.endpoints.values())
+        for dep_id, dep in final.items():
+            expected = 1 if dep["status"] == "ready" else 0
+            assert live[f"visgate-{dep_id}"] == expected, (dep_id, dep["status"])
+        assert sum(live.values()) == sum(d["status"] == "ready" for d in final.values())
 
     def stop_all(self) -> None:
         for service in self.services:

@@ -165,12 +165,23 @@ class Deployment(BaseModel):
         self.log(now, message or f"status {status.value}")
 
     def fail(self, now: float, error: ErrorInfo) -> None:
-        """End in `failed`: the reconciler tears down what was made and the user is told."""
+        """End in `failed`: the reconciler tears down what was made and the user is told.
+
+        Checked before anything is written, so a refused failure leaves the record whole."""
+        check_transition(self.status, Status.failed)
         self.error = error
         self.needs_teardown = self.needs_teardown or self.status in HOLDS_RESOURCES
         self.move_to(Status.failed, now, f"failed: {error.type}: {error.message}")
         self.pending_events.append("deployment.failed")
         self.due_at = now
+
+    def request_delete(self, now: float) -> bool:
+        """The user's DELETE: start teardown from any status; False when already on the way."""
+        if self.status in (Status.deleting, Status.deleted):
+            return False
+        self.move_to(Status.deleting, now, "delete requested")
+        self.due_at = now
+        return True
 
     def public(self) -> dict[str, Any]:
         """The GET shape (DESIGN.md §2). Never includes secret refs, leases or tenant."""

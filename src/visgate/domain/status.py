@@ -23,14 +23,19 @@ class Status(StrEnum):
 S = Status
 
 # Every status change in the service goes through `check_transition`. Failing and
-# deleting are possible from any live status; `deleted` is the only true end.
+# deleting are possible from every status before `ready`; `deleted` is the only true end.
+#
+# `ready` has no way to `failed`: the user was told the endpoint serves and may be sending
+# it jobs, so nothing the control plane concludes later (a ready-wait clock, a provider
+# error, a step that ran for an older status) may fail it and tear the endpoint down. Only
+# the user ends it (DELETE); the webhook sender may mark that its `ready` never got through.
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.validating: frozenset({S.selecting_gpu, S.failed, S.deleting}),
     S.selecting_gpu: frozenset({S.creating_endpoint, S.failed, S.deleting}),
     S.creating_endpoint: frozenset({S.downloading_model, S.loading_model, S.failed, S.deleting}),
     S.downloading_model: frozenset({S.loading_model, S.ready, S.failed, S.deleting}),
     S.loading_model: frozenset({S.ready, S.failed, S.deleting}),
-    S.ready: frozenset({S.webhook_failed, S.failed, S.deleting}),
+    S.ready: frozenset({S.webhook_failed, S.deleting}),
     S.webhook_failed: frozenset({S.deleting}),
     S.failed: frozenset({S.deleting}),
     S.deleting: frozenset({S.deleted}),
@@ -56,6 +61,17 @@ ACTIVE: frozenset[Status] = frozenset(
 HOLDS_RESOURCES: frozenset[Status] = frozenset(
     {S.creating_endpoint, S.downloading_model, S.loading_model, S.ready, S.webhook_failed}
 )
+
+
+# Statuses whose endpoint serves the user's jobs.
+SERVING: frozenset[Status] = frozenset({S.ready, S.webhook_failed})
+
+
+def can_fail(status: Status) -> bool:
+    """Whether a step's error may still end the deployment in `failed`. Where it may not
+    (teardown, which must finish; a serving deployment, which must keep serving), the
+    reconciler retries the step instead."""
+    return S.failed in TRANSITIONS[status]
 
 
 def can_transition(current: Status, new: Status) -> bool:

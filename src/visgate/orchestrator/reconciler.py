@@ -26,7 +26,7 @@ from visgate.domain.errors import (
     StoreAccessError,
     VisgateError,
 )
-from visgate.domain.status import Status
+from visgate.domain.status import Status, can_fail
 from visgate.logging import get_logger
 from visgate.orchestrator.backoff import MAX_TRANSIENT_ATTEMPTS, STORE_TROUBLE, retry_delay
 from visgate.orchestrator.events import queue_pending_events
@@ -41,10 +41,6 @@ def owner_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-# Teardown must finish: these statuses never give up (there is no status to fail into).
-_KEEP_TRYING = frozenset({Status.failed, Status.deleting})
-
-
 def _transient(exc: VisgateError | Exception) -> StepResult:
     error = ErrorInfo.of(exc)
     retry_after = None
@@ -55,14 +51,15 @@ def _transient(exc: VisgateError | Exception) -> StepResult:
     def retry_later(d: Deployment, now: float) -> None:
         d.attempts += 1
         capped = d.attempts >= MAX_TRANSIENT_ATTEMPTS
-        if capped and d.status not in _KEEP_TRYING:
+        if capped and can_fail(d.status):
             d.fail(now, error)
             return
         delay = retry_delay(d.attempts, retry_after)
         d.due_at = now + delay
         if capped:
-            # The record keeps its own error; only the logs say teardown keeps failing.
-            log.warning("teardown_keeps_failing", error_type=error.type, attempts=d.attempts)
+            # A status that cannot fail (teardown, a serving deployment) keeps trying; the
+            # record keeps its own error, only the logs say the step keeps failing.
+            log.warning("step_keeps_failing", error_type=error.type, attempts=d.attempts)
             if d.attempts > MAX_TRANSIENT_ATTEMPTS:
                 return  # said once on the record; the logs must not fill with repeats
             message = f"{error.type}: {error.message}; still retrying every {delay:.0f} s"
@@ -143,7 +140,7 @@ class Reconciler:
         assert token is not None
         try:
             result = await self._step_with_heartbeat(dep)
-            await self._apply(dep.id, dep.status, token, result)
+            await self.apply(dep.id, dep.status, token, result)
         except asyncio.CancelledError:
             # Shutting down: hand the record back now rather than when the lease ends.
             await asyncio.shield(self._release(dep.id, token))
@@ -161,7 +158,7 @@ class Reconciler:
         step_done = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(dep, step_done))
         try:
-            return await self._run_step(dep)
+            return await self.run_step(dep)
         finally:
             # Never cancel a lease write mid-transaction: an abandoned Firestore
             # transaction keeps its document locked until the server times it out.
@@ -181,7 +178,9 @@ class Reconciler:
         except Exception as exc:  # the lease simply runs out instead
             log.info("lease_release_failed", error=type(exc).__name__)
 
-    async def _run_step(self, dep: Deployment) -> StepResult:
+    async def run_step(self, dep: Deployment) -> StepResult:
+        """The first half of `process`: the record's one step, its errors turned into a
+        result (retry later, or fail where the status can still fail)."""
         step = STEPS[dep.status]
         try:
             return _succeeded(await step(self.services, dep))
@@ -191,16 +190,21 @@ class Reconciler:
                 log.warning("step_transient_error", error_type=exc.type, error=exc.message)
                 return _transient(exc)
             log.info("step_failed", error_type=exc.type, error=exc.message)
-            if dep.status in (Status.failed, Status.deleting):
-                return _transient(exc)  # teardown must finish; keep trying
+            if not can_fail(dep.status):
+                return _transient(exc)  # teardown must finish, a ready one keeps serving
             return _permanent(exc)
         except Exception as exc:  # a bug: retry with backoff, fail after the cap
             log.exception("step_crashed")
             return _transient(exc)
 
-    async def _apply(
+    async def apply(
         self, deployment_id: str, ran_for: Status, token: str, result: StepResult
     ) -> None:
+        """The second half of `process`: write a step's result to the freshest record, only
+        under the lease it ran under. Facts (an endpoint that now exists) are recorded
+        always; the step's decision only if the record is still in the status the step ran
+        for: a step that ran for an older status applies nothing that contradicts a newer
+        one (a worker's `ready`, a DELETE). Raises LeaseLostError when the lease is gone."""
         for _ in range(10):
             fresh = await self.store.get(deployment_id)
             if fresh.lease_token != token:

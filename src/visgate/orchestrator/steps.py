@@ -14,6 +14,7 @@ from visgate.domain.deployment import Deployment, ErrorInfo
 from visgate.domain.errors import (
     LeaseLostError,
     RunpodTemplateNotConfiguredError,
+    RunpodUnavailableError,
     StaleWriteError,
     TransientError,
     VisgateError,
@@ -309,9 +310,22 @@ async def await_ready(services: Services, dep: Deployment) -> StepResult:
 
 
 async def settle_ready(services: Services, dep: Deployment) -> StepResult:
+    """A ready deployment serves: this step never fails it, never waits for it, and never
+    touches its endpoint. Its one job is recording the endpoint's id when the worker's
+    `ready` was written before the create step's result (which then found the record moved
+    on, or was lost with its process). Until Runpod lists the endpoint the step retries
+    with backoff; `ready` cannot fail, so the retries never end it."""
     if dep.endpoint_id:
         return StepResult(advance=lambda d, at: setattr(d, "due_at", None))
-    return await await_ready(services, dep)
+    name = endpoint_name(dep.id)
+    found = await provider_of(services).find_endpoint(
+        name, api_key=await provider_key(services, dep)
+    )
+    if found is None:
+        raise RunpodUnavailableError(f"endpoint {name} is not listed by the provider yet")
+    return StepResult(
+        facts=_record_endpoint(found), advance=lambda d, at: setattr(d, "due_at", None)
+    )
 
 
 async def idle(services: Services, dep: Deployment) -> StepResult:

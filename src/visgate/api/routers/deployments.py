@@ -160,14 +160,9 @@ async def delete_deployment(
     require_deployment_id(deployment_id)
     now = time.time()
 
-    def begin_delete(dep: Deployment) -> bool:
-        if dep.status in (Status.deleting, Status.deleted):
-            return False
-        dep.move_to(Status.deleting, now, "delete requested")
-        dep.due_at = now
-        return True
-
-    dep = await services.store.mutate(deployment_id, begin_delete, tenant=key.tenant)
+    dep = await services.store.mutate(
+        deployment_id, lambda d: d.request_delete(now), tenant=key.tenant
+    )
     services.poke()
     log.info("deployment_delete_requested", status=dep.status.value)
     return Response(status_code=204)

@@ -10,7 +10,7 @@ from visgate.api.deps import CurrentKey, ServicesDep, require_deployment_id, req
 from visgate.api.schemas import ERROR_RESPONSES, JobRequest
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import DeploymentNotReadyError
-from visgate.domain.status import Status
+from visgate.domain.status import SERVING
 from visgate.orchestrator.credentials import provider_key
 from visgate.services import Services
 
@@ -20,13 +20,11 @@ router = APIRouter(
     responses={**ERROR_RESPONSES, 409: ERROR_RESPONSES[422] | {"description": "Not ready"}},
 )
 
-_SERVING = (Status.ready, Status.webhook_failed)
-
 
 async def _ready(deployment_id: str, key: CurrentKey, services: Services) -> tuple[Deployment, str]:
     require_deployment_id(deployment_id)
     dep = await services.store.get(deployment_id, tenant=key.tenant)
-    if dep.status not in _SERVING or not dep.endpoint_id:
+    if dep.status not in SERVING or not dep.endpoint_id:
         raise DeploymentNotReadyError(
             f"deployment {dep.id} is {dep.status.value}; jobs are accepted once it is ready"
         )

@@ -1,0 +1,154 @@
+"""Once a deployment is `ready`, the user was told it serves: no reconciler step fails it or
+removes its endpoint, whatever the ready-wait clock, Runpod errors or lost writes say. Only
+DELETE moves it on (and the delivery loop marks a webhook that never got through)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.unit.orchestrator.conftest import Plane
+from visgate.api.schemas import WorkerCallback
+from visgate.domain.deployment import Deployment, ErrorInfo
+from visgate.domain.errors import IllegalTransitionError
+from visgate.domain.status import Status
+from visgate.orchestrator.backoff import MAX_TRANSIENT_ATTEMPTS
+from visgate.orchestrator.callbacks import apply_worker_callback
+from visgate.orchestrator.steps import STEPS
+from visgate.providers.base import EndpointRef, EndpointSpec, GpuProvider
+
+READY = WorkerCallback(status="ready", models_loaded=["sdxl-turbo"], gpu="NVIDIA L4")
+
+
+async def report(plane: Plane, dep_id: str, body: WorkerCallback) -> Deployment:
+    """The worker's callback, as the internal route applies it."""
+    return await plane.store.mutate(dep_id, lambda d: apply_worker_callback(d, body, time.time()))
+
+
+class WorkerReadyDuringCreate:
+    """The provider, but the new endpoint's worker reports `ready` at once: the callback is
+    written before the create step's own result."""
+
+    def __init__(self, inner: GpuProvider, plane: Plane) -> None:
+        self.inner, self.plane = inner, plane
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def ensure_endpoint(
+        self, spec: EndpointSpec, *, api_key: str, fresh: bool = False
+    ) -> EndpointRef:
+        ref = await self.inner.ensure_endpoint(spec, api_key=api_key, fresh=fresh)
+        dep_id = spec.name.removeprefix("visgate-")
+        await report(self.plane, dep_id, WorkerCallback(status="loading_model"))
+        await report(self.plane, dep_id, READY)
+        return ref
+
+
+async def _past_its_lease(plane: Plane, dep_id: str, lease_seconds: float) -> Deployment:
+    """Another process claims the record once the dead owner's lease has run out."""
+    [claimed] = await plane.store.claim_due(
+        "process-b", 1, lease_seconds, now=time.time() + lease_seconds + 1
+    )
+    assert claimed.id == dep_id
+    return claimed
+
+
+async def test_ready_callback_then_a_lost_create_write_keeps_the_endpoint(
+    make_plane: Any,
+) -> None:
+    """The exact interleaving: the create step makes the endpoint, the worker's `ready` is
+    written, the process dies before the step's own write, and the record is taken over by
+    another process only after the ready timeout has passed."""
+    plane: Plane = await make_plane(READY_TIMEOUT_SECONDS=10, VISGATE_LEASE_SECONDS=5)
+    plane.services.provider = WorkerReadyDuringCreate(plane.services.provider, plane)  # type: ignore[assignment]
+    dep = await plane.place(
+        Status.creating_endpoint, since=time.time() - 20, gpu_pools=["ADA_24"], vram_gb=8.0
+    )
+
+    # Process A claims and runs the create step; its result is never written (SIGKILL).
+    [claimed] = await plane.store.claim_due("process-a", 1, 5)
+    await STEPS[claimed.status](plane.services, claimed)
+    raced = await plane.store.get(dep.id)
+    assert raced.status is Status.ready and raced.endpoint_id is None
+    made = plane.endpoint(raced)
+    assert made is not None
+
+    # Process B takes the record after A's lease ran out, long past the ready deadline.
+    await plane.reconciler.process(await _past_its_lease(plane, dep.id, 5))
+    for _ in range(3):
+        await plane.make_due(dep.id)
+        await plane.run()
+
+    final = await plane.store.get(dep.id)
+    assert final.status is Status.ready, final.error
+    assert Status.failed not in [event.status for event in final.history]
+    assert final.endpoint_id == made["id"]  # found by name and recorded
+    assert plane.endpoint(final) is not None  # still serving
+    assert plane.runpod.state.created_names("endpoint").count(f"visgate-{dep.id}") == 1
+    assert "deployment.failed" not in final.pending_events
+
+
+async def _ready_without_endpoint_id(plane: Plane, **fields: Any) -> Deployment:
+    """A ready record whose create write was lost: the endpoint exists, its id is unknown."""
+    dep = await plane.place(
+        Status.ready, since=time.time() - 3600, gpu_pools=["ADA_24"], vram_gb=8.0, **fields
+    )
+    await plane.endpoint_for(dep)
+    return dep
+
+
+async def test_runpod_errors_past_the_retry_cap_never_fail_a_ready_deployment(
+    plane: Plane,
+) -> None:
+    dep = await _ready_without_endpoint_id(plane, attempts=MAX_TRANSIENT_ATTEMPTS - 1)
+    plane.runpod.state.fail_next(100, status=503)
+    await plane.run()
+    fresh = await plane.store.get(dep.id)
+    assert fresh.status is Status.ready
+    assert fresh.due_at is not None and fresh.due_at > time.time()  # looked up again later
+    assert plane.endpoint(fresh) is not None
+
+    plane.runpod.state.clear_faults()
+    await plane.make_due(dep.id)
+    await plane.run()
+    fresh = await plane.store.get(dep.id)
+    assert fresh.status is Status.ready and fresh.endpoint_id
+    assert fresh.attempts == 0
+
+
+async def test_a_permanent_error_on_a_ready_deployment_is_retried_not_fatal(
+    plane: Plane,
+) -> None:
+    dep = await _ready_without_endpoint_id(plane)
+    plane.runpod.state.fail_next(1, status=401)  # e.g. a key revoked on Runpod for a while
+    await plane.run()
+    fresh = await plane.store.get(dep.id)
+    assert fresh.status is Status.ready, fresh.error
+    assert plane.endpoint(fresh) is not None
+    assert any("retrying" in entry.message for entry in fresh.logs)
+
+
+async def test_a_worker_failure_after_ready_is_logged_and_the_endpoint_stays(
+    plane: Plane,
+) -> None:
+    dep = await _ready_without_endpoint_id(plane)
+    failure = WorkerCallback(status="failed", error="CUDA out of memory on a new worker")
+    fresh = await report(plane, dep.id, failure)
+    assert fresh.status is Status.ready
+    assert "CUDA out of memory on a new worker" in fresh.logs[-1].message
+    assert fresh.logs[-1].level == "warning"
+
+
+def test_the_transition_table_has_no_way_from_ready_to_failed() -> None:
+    dep = Deployment.new(tenant="t", model_id="m/m", now=1.0)
+    for status in (Status.selecting_gpu, Status.creating_endpoint, Status.loading_model):
+        dep.move_to(status, 1.0)
+    dep.move_to(Status.ready, 2.0)
+    with pytest.raises(IllegalTransitionError):
+        dep.fail(3.0, ErrorInfo(type="ReadyTimeoutError", message="late"))
+    # The refused failure left nothing behind on the record.
+    assert dep.status is Status.ready and dep.error is None and not dep.pending_events
+    dep.move_to(Status.deleting, 4.0)  # the user's DELETE still moves it on
