@@ -15,11 +15,13 @@ import pytest
 from tests.fakes.hub import FakeHub, run_fake_hub
 from tests.fakes.runpod import API_KEY, RunningFakeRunpod, run_fake_runpod
 from tests.support.stack import fake_cloud_env
+from visgate.api.schemas import WorkerCallback
 from visgate.domain.deployment import Deployment, StatusEvent
 from visgate.domain.status import Status
 from visgate.hub import HubValidator
+from visgate.orchestrator.callbacks import apply_worker_callback
 from visgate.orchestrator.reconciler import Reconciler
-from visgate.providers.base import EndpointRef, EndpointSpec, endpoint_name
+from visgate.providers.base import EndpointRef, EndpointSpec, GpuProvider, endpoint_name
 from visgate.providers.runpod import RunpodProvider
 from visgate.registry.catalogue import default_catalogue
 from visgate.services import Services, build_services
@@ -127,6 +129,28 @@ class Plane:
 
     def endpoint(self, dep: Deployment) -> dict[str, Any] | None:
         return self.runpod.state.endpoint(endpoint_name(dep.id))
+
+
+class CallbacksDuringCreate:
+    """The provider, but the new endpoint's worker reports `bodies` at once: its callbacks
+    are written before the create step's own result."""
+
+    def __init__(self, inner: GpuProvider, plane: Plane, *bodies: WorkerCallback) -> None:
+        self.inner, self.plane, self.bodies = inner, plane, bodies
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def ensure_endpoint(
+        self, spec: EndpointSpec, *, api_key: str, fresh: bool = False
+    ) -> EndpointRef:
+        ref = await self.inner.ensure_endpoint(spec, api_key=api_key, fresh=fresh)
+        dep_id = spec.name.removeprefix("visgate-")
+        for body in self.bodies:
+            await self.plane.store.mutate(
+                dep_id, lambda d, b=body: apply_worker_callback(d, b, time.time())
+            )
+        return ref
 
 
 def _path_to(status: Status) -> list[Status]:

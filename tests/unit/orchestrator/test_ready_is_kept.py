@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.orchestrator.conftest import Plane
+from tests.unit.orchestrator.conftest import CallbacksDuringCreate, Plane
 from visgate.api.schemas import WorkerCallback
 from visgate.domain.deployment import Deployment, ErrorInfo
 from visgate.domain.errors import IllegalTransitionError
@@ -17,7 +17,6 @@ from visgate.domain.status import Status
 from visgate.orchestrator.backoff import MAX_TRANSIENT_ATTEMPTS
 from visgate.orchestrator.callbacks import apply_worker_callback
 from visgate.orchestrator.steps import STEPS
-from visgate.providers.base import EndpointRef, EndpointSpec, GpuProvider
 
 READY = WorkerCallback(status="ready", models_loaded=["sdxl-turbo"], gpu="NVIDIA L4")
 
@@ -25,26 +24,6 @@ READY = WorkerCallback(status="ready", models_loaded=["sdxl-turbo"], gpu="NVIDIA
 async def report(plane: Plane, dep_id: str, body: WorkerCallback) -> Deployment:
     """The worker's callback, as the internal route applies it."""
     return await plane.store.mutate(dep_id, lambda d: apply_worker_callback(d, body, time.time()))
-
-
-class WorkerReadyDuringCreate:
-    """The provider, but the new endpoint's worker reports `ready` at once: the callback is
-    written before the create step's own result."""
-
-    def __init__(self, inner: GpuProvider, plane: Plane) -> None:
-        self.inner, self.plane = inner, plane
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    async def ensure_endpoint(
-        self, spec: EndpointSpec, *, api_key: str, fresh: bool = False
-    ) -> EndpointRef:
-        ref = await self.inner.ensure_endpoint(spec, api_key=api_key, fresh=fresh)
-        dep_id = spec.name.removeprefix("visgate-")
-        await report(self.plane, dep_id, WorkerCallback(status="loading_model"))
-        await report(self.plane, dep_id, READY)
-        return ref
 
 
 async def _past_its_lease(plane: Plane, dep_id: str, lease_seconds: float) -> Deployment:
@@ -63,7 +42,9 @@ async def test_ready_callback_then_a_lost_create_write_keeps_the_endpoint(
     written, the process dies before the step's own write, and the record is taken over by
     another process only after the ready timeout has passed."""
     plane: Plane = await make_plane(READY_TIMEOUT_SECONDS=10, VISGATE_LEASE_SECONDS=5)
-    plane.services.provider = WorkerReadyDuringCreate(plane.services.provider, plane)  # type: ignore[assignment]
+    plane.services.provider = CallbacksDuringCreate(  # type: ignore[assignment]
+        plane.services.provider, plane, WorkerCallback(status="loading_model"), READY
+    )
     dep = await plane.place(
         Status.creating_endpoint, since=time.time() - 20, gpu_pools=["ADA_24"], vram_gb=8.0
     )

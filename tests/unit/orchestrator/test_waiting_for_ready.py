@@ -7,13 +7,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.unit.orchestrator.conftest import USER_KEY, Plane
+from tests.unit.orchestrator.conftest import USER_KEY, CallbacksDuringCreate, Plane
 from visgate.api.schemas import WorkerCallback
-from visgate.domain.deployment import Deployment
 from visgate.domain.status import Status
 from visgate.orchestrator.backoff import MAX_TRANSIENT_ATTEMPTS
-from visgate.orchestrator.callbacks import apply_worker_callback
-from visgate.providers.base import EndpointRef, EndpointSpec, GpuProvider
 
 WARMUP = {"warmup": True}
 
@@ -62,34 +59,13 @@ async def test_warm_up_refused_at_creation_is_sent_on_the_next_pass(plane: Plane
     assert fresh.warmup_job_id is not None
 
 
-class CallbackBeforeWrite:
-    """The provider, but the new endpoint's worker reports `downloading_model` at once: its
-    callback lands before the create step's result is written."""
-
-    def __init__(self, inner: GpuProvider, plane: Plane) -> None:
-        self.inner, self.plane = inner, plane
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    async def ensure_endpoint(
-        self, spec: EndpointSpec, *, api_key: str, fresh: bool = False
-    ) -> EndpointRef:
-        ref = await self.inner.ensure_endpoint(spec, api_key=api_key, fresh=fresh)
-        report = WorkerCallback(status="downloading_model")
-
-        def callback(d: Deployment) -> bool:
-            return apply_worker_callback(d, report, time.time())
-
-        await self.plane.store.mutate(spec.name.removeprefix("visgate-"), callback)
-        return ref
-
-
 async def test_callback_before_the_create_write_still_times_out_and_tears_down(
     make_plane: Any,
 ) -> None:
     plane: Plane = await make_plane(READY_TIMEOUT_SECONDS=10)
-    plane.services.provider = CallbackBeforeWrite(plane.services.provider, plane)  # type: ignore[assignment]
+    plane.services.provider = CallbacksDuringCreate(  # type: ignore[assignment]
+        plane.services.provider, plane, WorkerCallback(status="downloading_model")
+    )
     # Entered creating_endpoint 20 s ago (its create step was retried that long).
     dep = await plane.place(
         Status.creating_endpoint, since=time.time() - 20, gpu_pools=["ADA_24"], vram_gb=8.0
