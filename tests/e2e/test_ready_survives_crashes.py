@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.firestore_emulator import FirestoreEmulator, free_port
+from tests.support.firestore_emulator import free_port
 from tests.support.receivers import FakeWorker
-from tests.support.stack import SETTLED, Service, run_stack
+from tests.support.stack import SETTLED, Service, emulator_host_for, run_stack
 
 pytestmark = pytest.mark.slow
 
@@ -45,10 +45,7 @@ def _kill_once_it_made_an_endpoint(victim: Service, timeout: float = 15.0) -> No
 def test_ready_deployments_survive_sigkill_of_one_of_two_services(
     tmp_path: Path, store: str, request: pytest.FixtureRequest
 ) -> None:
-    host = None
-    if store == "firestore":
-        emulator: FirestoreEmulator = request.getfixturevalue("firestore_emulator")
-        host = emulator.host
+    host = emulator_host_for(store, request)
     worker = FakeWorker(delay=(0.2, 2.0), seed=14)
     with run_stack(
         tmp_path,

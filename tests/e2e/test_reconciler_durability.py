@@ -11,8 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.firestore_emulator import FirestoreEmulator
-from tests.support.stack import SETTLED, Stack, run_stack
+from tests.support.stack import SETTLED, Stack, emulator_host_for, run_stack
 
 pytestmark = pytest.mark.slow
 
@@ -60,10 +59,7 @@ def test_sigkill_three_times_loses_nothing_and_leaks_nothing(tmp_path: Path) -> 
 def test_two_reconciler_processes_never_create_an_endpoint_twice(
     tmp_path: Path, store: str, request: pytest.FixtureRequest
 ) -> None:
-    host = None
-    if store == "firestore":
-        emulator: FirestoreEmulator = request.getfixturevalue("firestore_emulator")
-        host = emulator.host
+    host = emulator_host_for(store, request)
     with run_stack(
         tmp_path, store=store, emulator_host=host, VISGATE_RECONCILER_CONCURRENCY="8"
     ) as stack:

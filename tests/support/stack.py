@@ -219,6 +219,13 @@ class Stack:
             service.stop()
 
 
+def emulator_host_for(store: str, request: Any) -> str | None:
+    """The Firestore emulator's address when `store` is firestore (starting it), else None."""
+    if store != "firestore":
+        return None
+    return str(request.getfixturevalue("firestore_emulator").host)
+
+
 def fake_cloud_env(runpod: RunningFakeRunpod, hub: FakeHub) -> dict[str, str]:
     """The settings that point a control plane at the fake Runpod and the fake hub."""
     return {
