@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from visgate.domain.deployment import Deployment, ErrorInfo
-from visgate.domain.status import SERVING, Status
+from visgate.domain.status import Status
 
 _PROGRESS_ORDER = [Status.creating_endpoint, Status.downloading_model, Status.loading_model]
 _LIVE = {Status.creating_endpoint, Status.downloading_model, Status.loading_model}
@@ -23,10 +23,12 @@ class CallbackBody(Protocol):
 
 def apply_worker_callback(dep: Deployment, body: CallbackBody, now: float) -> bool:
     """Apply one callback; False when it changes nothing (a repeat, or a deployment that
-    is already past the point it speaks of, e.g. deleted)."""
+    is already past the point it speaks of, e.g. deleted or ready).
+
+    A worker that fails after the deployment became ready (a new worker on a bad host, a
+    reload that ran out of memory) is one worker, not the endpoint: the others keep serving,
+    so the record is left as it is and the route logs the report for the operator."""
     reported = Status(body.status)
-    if reported is Status.failed and dep.status in SERVING:
-        return _note_failure_while_serving(dep, body, now)
     if dep.status not in _LIVE:
         return False
     if reported in (Status.downloading_model, Status.loading_model):
@@ -53,15 +55,4 @@ def apply_worker_callback(dep: Deployment, body: CallbackBody, now: float) -> bo
     dep.move_to(Status.ready, now, f"worker ready: {loaded} loaded")
     dep.pending_events.append("deployment.ready")
     dep.due_at = now  # the reconciler confirms endpoint fields and queues the webhook
-    return True
-
-
-def _note_failure_while_serving(dep: Deployment, body: CallbackBody, now: float) -> bool:
-    """A worker that fails after the deployment became ready (a new worker on a bad host, a
-    reload that ran out of memory) is one worker, not the endpoint: the others keep serving,
-    so the record only says so, once per distinct error, and nothing is torn down."""
-    message = f"a worker reported a failure; the endpoint stays up: {body.error or 'no detail'}"
-    if dep.logs and dep.logs[-1].message == message:
-        return False
-    dep.log(now, message, level="warning")
     return True

@@ -9,13 +9,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Request
 
 from visgate.api.deps import ServicesDep, require_deployment_id
 from visgate.api.schemas import ERROR_RESPONSES, WorkerCallback
 from visgate.domain.errors import UnauthorizedError
+from visgate.domain.status import SERVING
 from visgate.orchestrator.callbacks import apply_worker_callback
 from visgate.orchestrator.events import queue_pending_events
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/internal", tags=["internal"], responses=ERROR_RESPONSES)
 
@@ -42,6 +46,9 @@ async def worker_callback(
         # Queue the webhook now rather than at the reconciler's next pass: ready → webhook
         # latency is what users feel. The reconciler re-queues idempotently after a crash.
         await queue_pending_events(services, dep)
+    elif body.status == "failed" and dep.status in SERVING:
+        # One worker failing after ready does not end a serving endpoint; the operator hears.
+        log.warning("worker_failed_while_serving", deployment_id=dep.id, error=body.error)
     services.poke()
     return {
         "deployment_id": dep.id,
