@@ -84,9 +84,16 @@ class ProviderEndpoint:
 
 @dataclass(frozen=True, slots=True)
 class GpuType:
+    """One GPU type as the provider's catalogue lists it. `pool` (the serverless pool it
+    belongs to), `availability` (`NONE`|`LOW`|`MEDIUM`|`HIGH`) and `price_per_hour` (USD per
+    GPU, serverless list price) are None where the backend's answer does not carry them."""
+
     id: str
     display_name: str
     memory_gb: float
+    pool: str | None = None
+    availability: str | None = None
+    price_per_hour: float | None = None
 
 
 @runtime_checkable
