@@ -30,6 +30,14 @@ class ProviderKind(StrEnum):
     local = "local"
 
 
+class RunpodApi(StrEnum):
+    """Which Runpod control API makes templates and endpoints (jobs use the endpoint API
+    either way). GraphQL is retired by Runpod in early 2027; REST v2 is its successor."""
+
+    graphql = "graphql"
+    rest = "rest"
+
+
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "placeholder", "xxx"}
 
 
@@ -77,6 +85,16 @@ class Settings(BaseSettings):
         "https://api.runpod.io/graphql",
         validation_alias="RUNPOD_GRAPHQL_URL",
         description="Runpod GraphQL API.",
+    )
+    runpod_api: RunpodApi = Field(
+        RunpodApi.graphql,
+        validation_alias="RUNPOD_API",
+        description="`graphql`, or `rest` (Runpod REST API v2, the successor of GraphQL).",
+    )
+    runpod_rest_url: str = Field(
+        "https://api.runpod.io/v2",
+        validation_alias="RUNPOD_REST_URL",
+        description="Runpod REST API v2 base (templates, endpoints, GPU catalogue).",
     )
     runpod_api_base: str = Field(
         "https://api.runpod.ai/v2",
@@ -221,7 +239,9 @@ class Settings(BaseSettings):
             raise ValueError("LOG_LEVEL must be debug, info, warning or error")
         return value.lower()
 
-    @field_validator("public_base_url", "runpod_graphql_url", "runpod_api_base", "hf_endpoint")
+    @field_validator(
+        "public_base_url", "runpod_graphql_url", "runpod_rest_url", "runpod_api_base", "hf_endpoint"
+    )
     @classmethod
     def _check_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):

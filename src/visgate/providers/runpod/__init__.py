@@ -1,7 +1,9 @@
-"""The Runpod backend of `GpuProvider`: GraphQL (gql) for templates and endpoints, the
-serverless HTTP API (httpx) for health and jobs. Imports domain/ and providers.base only.
+"""The Runpod backends of `GpuProvider`: templates and endpoints through GraphQL (gql) or
+REST API v2 (httpx), health and jobs through the serverless endpoint API (httpx) for both.
+Imports domain/ and providers.base only.
 """
 
 from visgate.providers.runpod.provider import RunpodProvider
+from visgate.providers.runpod.rest_provider import RunpodRestProvider
 
-__all__ = ["RunpodProvider"]
+__all__ = ["RunpodProvider", "RunpodRestProvider"]

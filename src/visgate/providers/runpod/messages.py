@@ -29,7 +29,9 @@ _NOT_FOUND = re.compile(
     r"not found|does not exist|doesn't exist|no such|could not find|unable to find",
     re.IGNORECASE,
 )
-_IN_USE = re.compile(r"in use|being used|used by|attached to|still (has|have)", re.IGNORECASE)
+_IN_USE = re.compile(
+    r"in use|being used|used by|attached to|bound to|still (has|have)", re.IGNORECASE
+)
 _DUPLICATE = re.compile(r"unique|already exists|duplicate|already taken", re.IGNORECASE)
 
 

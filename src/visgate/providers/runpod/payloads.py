@@ -13,6 +13,11 @@ from visgate.providers.base import EndpointSpec, GpuType, ProviderEndpoint
 MAX_POOLS = 3  # Runpod takes at most three pool priorities in gpuIds
 
 
+def named(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The rows (templates or endpoints, either API) called `name`, oldest id first."""
+    return sorted((r for r in rows if r.get("name") == name), key=lambda r: str(r.get("id")))
+
+
 def pools_of(gpu_ids: str | None) -> list[str]:
     return [p.strip() for p in (gpu_ids or "").split(",") if p.strip()]
 

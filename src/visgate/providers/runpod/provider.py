@@ -12,12 +12,10 @@ from typing import Any
 from visgate.domain.errors import RunpodAPIError, RunpodInsufficientGPUError
 from visgate.logging import get_logger
 from visgate.providers.base import (
-    EndpointHealth,
     EndpointRef,
     EndpointSpec,
     GpuType,
     ProviderEndpoint,
-    WorkerCounts,
 )
 from visgate.providers.runpod import operations as ops
 from visgate.providers.runpod.graphql_api import RunpodGraphQL
@@ -25,6 +23,7 @@ from visgate.providers.runpod.messages import is_duplicate_name, is_in_use, is_n
 from visgate.providers.runpod.payloads import (
     endpoint_input,
     gpu_type,
+    named,
     pools_of,
     provider_endpoint,
     scaled_to_zero,
@@ -32,14 +31,12 @@ from visgate.providers.runpod.payloads import (
     template_matches,
 )
 from visgate.providers.runpod.retry import RetryPolicy, Transient
-from visgate.providers.runpod.serverless import ServerlessAPI
+from visgate.providers.runpod.serverless import ServerlessAPI, ServerlessJobs
 
 log = get_logger(__name__)
 
-_WORKER_STATES = ("idle", "initializing", "ready", "running", "throttled", "unhealthy")
 
-
-class RunpodProvider:
+class RunpodProvider(ServerlessJobs):
     def __init__(
         self,
         graphql_url: str,
@@ -96,7 +93,7 @@ class RunpodProvider:
         return await self.policy.run(once, what="ensure_endpoint")
 
     async def _ensure_template(self, spec: EndpointSpec, api_key: str, *, look: bool) -> str:
-        found = _named(await self._templates(api_key, retry=False), spec.name) if look else []
+        found = named(await self._templates(api_key, retry=False), spec.name) if look else []
         if found and template_matches(found[0], spec):
             return str(found[0]["id"])
         template_id = str(found[0]["id"]) if found else None
@@ -124,7 +121,7 @@ class RunpodProvider:
     async def _ensure_endpoint_row(
         self, spec: EndpointSpec, template_id: str, api_key: str, *, look: bool
     ) -> EndpointRef:
-        found = _named(await self._endpoints(api_key, retry=False), spec.name) if look else []
+        found = named(await self._endpoints(api_key, retry=False), spec.name) if look else []
         if len(found) > 1:
             log.warning("runpod_duplicate_endpoints", name=spec.name, count=len(found))
         current = next((e for e in found if e.get("templateId") == template_id), None)
@@ -148,7 +145,7 @@ class RunpodProvider:
         return self._ref(saved, template_id)
 
     async def find_endpoint(self, name: str, *, api_key: str) -> EndpointRef | None:
-        found = _named(await self._endpoints(api_key), name)
+        found = named(await self._endpoints(api_key), name)
         return self._ref(found[0]) if found else None
 
     async def set_gpu_pools(
@@ -165,17 +162,10 @@ class RunpodProvider:
         log.info("runpod_endpoint_pools", name=spec.name, pools=saved.get("gpuIds"))
         return self._ref(saved, ref.template_id)
 
-    async def endpoint_health(self, endpoint_id: str, *, api_key: str) -> EndpointHealth:
-        body = await self.serverless.health(endpoint_id, api_key=api_key)
-        workers = body.get("workers") or {}
-        counts = WorkerCounts(**{s: int(workers.get(s) or 0) for s in _WORKER_STATES})
-        jobs = {str(k): int(v) for k, v in (body.get("jobs") or {}).items() if _is_int(v)}
-        return EndpointHealth(workers=counts, jobs=jobs)
-
     async def teardown(self, name: str, *, api_key: str) -> None:
-        for row in _named(await self._endpoints(api_key), name):
+        for row in named(await self._endpoints(api_key), name):
             await self._delete_endpoint(row, api_key)
-        if _named(await self._templates(api_key), name):
+        if named(await self._templates(api_key), name):
             await self._delete_template(name, api_key)
         log.info("runpod_teardown_done", name=name)
 
@@ -238,17 +228,6 @@ class RunpodProvider:
         data = await self.graphql.execute(ops.GPU_TYPES, api_key=api_key)
         return [gpu_type(row) for row in data.get("gpuTypes") or [] if row and row.get("id")]
 
-    async def submit_job(
-        self, endpoint_id: str, body: dict[str, Any], *, api_key: str, sync: bool = False
-    ) -> dict[str, Any]:
-        return await self.serverless.submit(endpoint_id, body, api_key=api_key, sync=sync)
-
-    async def job_status(self, endpoint_id: str, job_id: str, *, api_key: str) -> dict[str, Any]:
-        return await self.serverless.status(endpoint_id, job_id, api_key=api_key)
-
-    async def cancel_job(self, endpoint_id: str, job_id: str, *, api_key: str) -> dict[str, Any]:
-        return await self.serverless.cancel(endpoint_id, job_id, api_key=api_key)
-
     async def aclose(self) -> None:
         await self.graphql.aclose()
         await self.serverless.aclose()
@@ -265,11 +244,3 @@ def _delete_refused(
         f"endpoint {name} was not deleted: scaling it to zero workers failed "
         f"({scale_refusal.message}), then {refused.message}"
     )
-
-
-def _named(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
-    return sorted((r for r in rows if r.get("name") == name), key=lambda r: str(r.get("id")))
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -20,9 +20,12 @@ from visgate.domain.errors import (
     RunpodAuthError,
     ValidationError,
 )
+from visgate.providers.base import EndpointHealth, WorkerCounts
 from visgate.providers.runpod.messages import scrub
 from visgate.providers.runpod.retry import RetryPolicy, Transient
 from visgate.retry_after import parse_retry_after
+
+_WORKER_STATES = ("idle", "initializing", "ready", "running", "throttled", "unhealthy")
 
 # /runsync holds the request open while the job runs (Runpod waits up to ~90 s).
 RUNSYNC_EXTRA_READ_S = 95.0
@@ -150,3 +153,32 @@ def _detail(response: httpx.Response) -> str:
             if data.get(key):
                 return str(data[key])[:200]
     return str(data)[:200]
+
+
+class ServerlessJobs:
+    """The job half of `GpuProvider` (health, run, status, cancel): the same endpoint API
+    whichever Runpod API (GraphQL or REST v2) made the endpoint."""
+
+    serverless: ServerlessAPI
+
+    async def endpoint_health(self, endpoint_id: str, *, api_key: str) -> EndpointHealth:
+        body = await self.serverless.health(endpoint_id, api_key=api_key)
+        workers = body.get("workers") or {}
+        counts = WorkerCounts(**{s: int(workers.get(s) or 0) for s in _WORKER_STATES})
+        jobs = {str(k): int(v) for k, v in (body.get("jobs") or {}).items() if _is_int(v)}
+        return EndpointHealth(workers=counts, jobs=jobs)
+
+    async def submit_job(
+        self, endpoint_id: str, body: dict[str, Any], *, api_key: str, sync: bool = False
+    ) -> dict[str, Any]:
+        return await self.serverless.submit(endpoint_id, body, api_key=api_key, sync=sync)
+
+    async def job_status(self, endpoint_id: str, job_id: str, *, api_key: str) -> dict[str, Any]:
+        return await self.serverless.status(endpoint_id, job_id, api_key=api_key)
+
+    async def cancel_job(self, endpoint_id: str, job_id: str, *, api_key: str) -> dict[str, Any]:
+        return await self.serverless.cancel(endpoint_id, job_id, api_key=api_key)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,214 @@
+"""`RunpodRestProvider`: the `GpuProvider` protocol on Runpod's REST API v2.
+
+The same rules as the GraphQL backend (`RunpodProvider`): each deployment owns one
+template and one endpoint, both named `spec.name`, and a repeat looks both up by name
+before creating, so a step retried after a crash or a lost answer never makes a second.
+Health and jobs go through the endpoint's job API, shared with the GraphQL backend.
+
+What differs on v2: env is a map; an endpoint copies its template's settings once at
+create, so an endpoint found by name is checked against the spec itself (and patched with
+`templateId` when it runs something else); a template still bound to an endpoint cannot be
+deleted, so teardown deletes endpoints first and retries the template while Runpod frees it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from visgate.domain.errors import RunpodAPIError, RunpodInsufficientGPUError
+from visgate.logging import get_logger
+from visgate.providers.base import EndpointRef, EndpointSpec, GpuType, ProviderEndpoint
+from visgate.providers.runpod import rest_payloads as body
+from visgate.providers.runpod.messages import is_duplicate_name, is_in_use
+from visgate.providers.runpod.payloads import named
+from visgate.providers.runpod.rest_api import RestNotFound, RunpodRest, items, require
+from visgate.providers.runpod.retry import RetryPolicy, Transient
+from visgate.providers.runpod.serverless import ServerlessAPI, ServerlessJobs
+
+log = get_logger(__name__)
+
+
+class RunpodRestProvider(ServerlessJobs):
+    def __init__(
+        self,
+        rest_url: str,
+        api_base: str,
+        *,
+        timeout: float = 30.0,
+        retry_attempts: int = 4,
+        max_retry_wait: float = 20.0,
+    ) -> None:
+        self.policy = RetryPolicy(
+            attempts=retry_attempts, max_wait=max_retry_wait, base_wait=min(0.5, max_retry_wait)
+        )
+        self.rest = RunpodRest(rest_url, timeout=timeout, policy=self.policy)
+        self.serverless = ServerlessAPI(api_base, timeout=timeout, policy=self.policy)
+
+    # --- lookups ---------------------------------------------------------------------
+
+    async def _templates(self, api_key: str, *, retry: bool = True) -> list[dict[str, Any]]:
+        data = await self.rest.call("GET", "/templates", api_key=api_key, retry=retry)
+        return items(data, "templates", what="GET /templates")
+
+    async def _endpoints(self, api_key: str, *, retry: bool = True) -> list[dict[str, Any]]:
+        data = await self.rest.call("GET", "/serverless", api_key=api_key, retry=retry)
+        return items(data, "endpoints", what="GET /serverless")
+
+    def _ref(self, row: dict[str, Any], template_id: str = "") -> EndpointRef:
+        return EndpointRef(
+            endpoint_id=str(row["id"]),
+            template_id=template_id,
+            name=str(row["name"]),
+            url=self.serverless.endpoint_url(str(row["id"])),
+            gpu_pools=body.pools_of(row),
+        )
+
+    # --- GpuProvider -----------------------------------------------------------------
+
+    async def ensure_endpoint(
+        self, spec: EndpointSpec, *, api_key: str, fresh: bool = False
+    ) -> EndpointRef:
+        if not spec.gpu_pools:
+            raise RunpodInsufficientGPUError(f"no GPU pool was chosen for {spec.name}")
+        tries = 0
+
+        async def once() -> EndpointRef:
+            nonlocal tries
+            look = not fresh or tries > 0  # a fresh first try creates straight away
+            tries += 1
+            template_id = await self._ensure_template(spec, api_key, look=look)
+            return await self._ensure_endpoint_row(spec, template_id, api_key, look=look)
+
+        return await self.policy.run(once, what="ensure_endpoint")
+
+    async def _ensure_template(self, spec: EndpointSpec, api_key: str, *, look: bool) -> str:
+        found = named(await self._templates(api_key, retry=False), spec.name) if look else []
+        if found and body.template_matches(found[0], spec):
+            return str(found[0]["id"])
+        if found:
+            template_id = str(found[0]["id"])
+            await self.rest.call(
+                "PATCH",
+                f"/templates/{template_id}",
+                api_key=api_key,
+                body=body.template_update(spec),
+                retry=False,
+            )
+            log.info("runpod_template_saved", name=spec.name, template_id=template_id, updated=True)
+            return template_id
+        try:
+            data = await self.rest.call(
+                "POST", "/templates", api_key=api_key, body=body.template_body(spec), retry=False
+            )
+        except RunpodAPIError as exc:
+            if is_duplicate_name(exc.message):
+                # Another try created it between our lookup and our create.
+                raise Transient(f"template {spec.name} appeared meanwhile") from None
+            raise
+        saved = require(data, "id", what="POST /templates")
+        log.info("runpod_template_saved", name=spec.name, template_id=saved["id"], updated=False)
+        return str(saved["id"])
+
+    async def _ensure_endpoint_row(
+        self, spec: EndpointSpec, template_id: str, api_key: str, *, look: bool
+    ) -> EndpointRef:
+        found = named(await self._endpoints(api_key, retry=False), spec.name) if look else []
+        if len(found) > 1:
+            log.warning("runpod_duplicate_endpoints", name=spec.name, count=len(found))
+        current = next((e for e in found if body.endpoint_matches(e, spec)), None)
+        if current is not None:
+            return self._ref(current, template_id)
+        if found:
+            # It runs older settings: apply the template again (v2 copied it once).
+            endpoint_id = str(found[0]["id"])
+            data = await self.rest.call(
+                "PATCH",
+                f"/serverless/{endpoint_id}",
+                api_key=api_key,
+                body=body.endpoint_update(spec, template_id),
+                retry=False,
+            )
+            saved = require(data, "id", "name", what="PATCH /serverless/{id}")
+            updated = True
+        else:
+            data = await self.rest.call(
+                "POST",
+                "/serverless",
+                api_key=api_key,
+                body=body.endpoint_body(spec, template_id),
+                retry=False,
+            )
+            saved = require(data, "id", "name", what="POST /serverless")
+            updated = False
+        log.info(
+            "runpod_endpoint_saved",
+            name=spec.name,
+            endpoint_id=saved["id"],
+            pools=body.pools_of(saved),
+            updated=updated,
+        )
+        return self._ref(saved, template_id)
+
+    async def find_endpoint(self, name: str, *, api_key: str) -> EndpointRef | None:
+        found = named(await self._endpoints(api_key), name)
+        if not found:
+            return None
+        templates = named(await self._templates(api_key), name)
+        return self._ref(found[0], str(templates[0]["id"]) if templates else "")
+
+    async def set_gpu_pools(
+        self, ref: EndpointRef, spec: EndpointSpec, *, api_key: str
+    ) -> EndpointRef:
+        if not spec.gpu_pools:
+            raise RunpodInsufficientGPUError(f"no GPU pool left to try for {spec.name}")
+        data = await self.rest.call(
+            "PATCH",
+            f"/serverless/{ref.endpoint_id}",
+            api_key=api_key,
+            body=body.endpoint_update(spec),
+        )
+        saved = require(data, "id", "name", what="PATCH /serverless/{id}")
+        log.info("runpod_endpoint_pools", name=spec.name, pools=body.pools_of(saved))
+        return self._ref(saved, ref.template_id)
+
+    async def teardown(self, name: str, *, api_key: str) -> None:
+        for row in named(await self._endpoints(api_key), name):
+            await self._delete("serverless", str(row["id"]), api_key)
+            log.info("runpod_endpoint_deleted", name=name, endpoint_id=row["id"])
+        for row in named(await self._templates(api_key), name):
+            await self._delete_template(str(row["id"]), name, api_key)
+        log.info("runpod_teardown_done", name=name)
+
+    async def _delete(
+        self, kind: str, resource_id: str, api_key: str, *, retry: bool = True
+    ) -> None:
+        """DELETE; a 404 means it is gone already, which is what we wanted."""
+        try:
+            await self.rest.call("DELETE", f"/{kind}/{resource_id}", api_key=api_key, retry=retry)
+        except RestNotFound:
+            return
+
+    async def _delete_template(self, template_id: str, name: str, api_key: str) -> None:
+        async def once() -> None:
+            try:
+                await self._delete("templates", template_id, api_key, retry=False)
+            except RunpodAPIError as exc:
+                if is_in_use(exc.message):
+                    # Runpod frees a template a while after its endpoint is deleted.
+                    raise Transient(f"template {name} is still in use on Runpod") from None
+                raise
+
+        await self.policy.run(once, what="delete_template")
+
+    async def list_endpoints(self, *, api_key: str) -> list[ProviderEndpoint]:
+        return [body.provider_endpoint(row) for row in await self._endpoints(api_key)]
+
+    async def gpu_types(self, *, api_key: str) -> list[GpuType]:
+        data = await self.rest.call(
+            "GET", "/catalog/gpus", api_key=api_key, params=body.GPU_CATALOGUE_QUERY
+        )
+        return [body.gpu_type(row) for row in items(data, "gpus", what="GET /catalog/gpus")]
+
+    async def aclose(self) -> None:
+        await self.rest.aclose()
+        await self.serverless.aclose()
