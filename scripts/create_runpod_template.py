@@ -2,10 +2,10 @@
 """Create or update the operator's shared Runpod worker template and print its id.
 
     RUNPOD_API_KEY=... RUNPOD_TEMPLATE_IMAGE=ghcr.io/org/worker:1.0 \\
-        python scripts/create_runpod_template.py [--name visgate-worker] [--env K=V ...] [--dry-run]
+        python scripts/create_runpod_template.py [--api graphql|rest] [--name visgate-worker] [--env K=V ...] [--dry-run]
 
 Prints `RUNPOD_TEMPLATE_ID=<id>` (ready for an .env file). Running it again updates the
-template of that name in place. `--dry-run` prints the GraphQL it would send (key
+template of that name in place. `--dry-run` prints the requests it would send (key
 redacted) and changes nothing. The same as `visgate template create` (visgate.cli_template).
 """
 

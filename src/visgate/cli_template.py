@@ -19,9 +19,20 @@ from visgate.providers.runpod.bootstrap import (
     list_gpu_types,
 )
 from visgate.providers.runpod.graphql_api import RunpodGraphQL
+from visgate.providers.runpod.rest_api import RunpodRest
+from visgate.providers.runpod.rest_bootstrap import (
+    ensure_shared_template_rest,
+    list_gpu_types_rest,
+)
+from visgate.settings import RunpodApi
 
 DEFAULT_GRAPHQL_URL = "https://api.runpod.io/graphql"
+DEFAULT_REST_URL = "https://api.runpod.io/v2"
 GraphqlUrl = Annotated[str, typer.Option(envvar="RUNPOD_GRAPHQL_URL", help="Runpod GraphQL URL.")]
+RestUrl = Annotated[str, typer.Option(envvar="RUNPOD_REST_URL", help="Runpod REST API v2 base.")]
+Api = Annotated[
+    RunpodApi, typer.Option("--api", envvar="RUNPOD_API", help="graphql or rest (REST API v2).")
+]
 
 
 def _parse_env(pairs: list[str]) -> dict[str, str]:
@@ -52,8 +63,10 @@ def create(
     ] = None,
     container_disk_gb: Annotated[int, typer.Option(help="Container disk in GB.")] = 40,
     graphql_url: GraphqlUrl = DEFAULT_GRAPHQL_URL,
+    rest_url: RestUrl = DEFAULT_REST_URL,
+    api: Api = RunpodApi.graphql,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the GraphQL it would send; change nothing.")
+        bool, typer.Option("--dry-run", help="Print the requests it would send; change nothing.")
     ] = False,
 ) -> None:
     """Create or update the shared Runpod worker template; print RUNPOD_TEMPLATE_ID."""
@@ -61,17 +74,23 @@ def create(
     worker_env = _parse_env(env or [])
 
     async def run() -> tuple[str | None, list[PlannedOperation]]:
+        options = {
+            "name": name,
+            "image": image,
+            "env": worker_env,
+            "container_disk_gb": container_disk_gb,
+            "api_key": api_key,
+            "dry_run": dry_run,
+        }
+        if api is RunpodApi.rest:
+            rest = RunpodRest(rest_url)
+            try:
+                return await ensure_shared_template_rest(rest, **options)
+            finally:
+                await rest.aclose()
         client = RunpodGraphQL(graphql_url)
         try:
-            return await ensure_shared_template(
-                client,
-                name=name,
-                image=image,
-                env=worker_env,
-                container_disk_gb=container_disk_gb,
-                api_key=api_key,
-                dry_run=dry_run,
-            )
+            return await ensure_shared_template(client, **options)
         finally:
             await client.aclose()
 
@@ -81,7 +100,7 @@ def create(
         typer.echo(f"{exc.type}: {exc.message}", err=True)
         raise typer.Exit(1) from None
     if dry_run:
-        typer.echo(f"# POST {graphql_url}")
+        typer.echo(f"# {rest_url}" if api is RunpodApi.rest else f"# POST {graphql_url}")
         for operation in planned:
             typer.echo(operation.render())
         verb = f"update template {template_id}" if template_id else "create a new template"
@@ -90,11 +109,22 @@ def create(
     typer.echo(f"RUNPOD_TEMPLATE_ID={template_id}")
 
 
-def gpus(graphql_url: GraphqlUrl = DEFAULT_GRAPHQL_URL) -> None:
-    """The GPU types your Runpod account sees, smallest memory first."""
+def gpus(
+    graphql_url: GraphqlUrl = DEFAULT_GRAPHQL_URL,
+    rest_url: RestUrl = DEFAULT_REST_URL,
+    api: Api = RunpodApi.graphql,
+) -> None:
+    """The GPU types your Runpod account sees, smallest memory first (on REST v2 with their
+    serverless pool, stock and price)."""
     api_key = _api_key()
 
     async def run() -> list[GpuType]:
+        if api is RunpodApi.rest:
+            rest = RunpodRest(rest_url)
+            try:
+                return await list_gpu_types_rest(rest, api_key=api_key)
+            finally:
+                await rest.aclose()
         client = RunpodGraphQL(graphql_url)
         try:
             return await list_gpu_types(client, api_key=api_key)
@@ -106,9 +136,17 @@ def gpus(graphql_url: GraphqlUrl = DEFAULT_GRAPHQL_URL) -> None:
     except VisgateError as exc:
         typer.echo(f"{exc.type}: {exc.message}", err=True)
         raise typer.Exit(1) from None
-    table = Table("id", "name", "memory GB")
+    table = Table("id", "name", "memory GB", "pool", "stock", "USD/h")
     for gpu in types:
-        table.add_row(gpu.id, gpu.display_name, f"{gpu.memory_gb:g}")
+        price = f"{gpu.price_per_hour:g}" if gpu.price_per_hour is not None else ""
+        table.add_row(
+            gpu.id,
+            gpu.display_name,
+            f"{gpu.memory_gb:g}",
+            gpu.pool or "",
+            gpu.availability or "",
+            price,
+        )
     Console().print(table)
 
 

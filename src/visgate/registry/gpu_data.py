@@ -11,7 +11,8 @@ Sources (checked 2026-11):
   and they rank AFTER every priced pool: selection never spends a user's money at an
   unknown rate while a pool with a known one fits. They stay reachable by widening (when
   the priced pools have no capacity) and by naming them as a `gpu_tier`.
-Pool members can drift; `GpuCatalogue.refresh` overlays the live `gpuTypes` answer.
+Pool members can drift; `GpuCatalogue.refresh` overlays the live `gpuTypes` answer
+(sizes, and stock and price where the provider reports them).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class GpuPool:
     price_rank: int  # 1 = cheapest per second; unpriced pools rank after every priced one
     flex_usd_per_second: float | None  # None where Runpod's table does not list the pool
     aliases: tuple[str, ...] = ()  # GPU names that pin this pool as a `gpu_tier`
+    # Live figures (None = not reported): the best stock level among the pool's GPU types
+    # (`NONE`|`LOW`|`MEDIUM`|`HIGH`) and the serverless list price in USD per GPU-hour.
+    availability: str | None = None
+    price_per_hour: float | None = None
 
 
 POOLS: tuple[GpuPool, ...] = (

@@ -21,12 +21,12 @@ from visgate.providers.runpod.payloads import gpu_type, template_input
 from visgate.providers.runpod.provider import RunpodProvider
 
 REDACTED = "[redacted]"
-_SECRET_NAME = re.compile(r"key|token|secret|password|credential", re.IGNORECASE)
+SECRET_NAME = re.compile(r"key|token|secret|password|credential", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedOperation:
-    """One GraphQL request as it would go on the wire (secrets already redacted)."""
+    """One request (GraphQL or REST) as it would go on the wire (secrets already redacted)."""
 
     name: str
     document: str
@@ -57,7 +57,7 @@ def _redact_env(variables: dict[str, Any]) -> dict[str, Any]:
     if "input" not in variables or "env" not in variables["input"]:
         return variables
     env = [
-        {"key": e["key"], "value": REDACTED if _SECRET_NAME.search(e["key"]) else e["value"]}
+        {"key": e["key"], "value": REDACTED if SECRET_NAME.search(e["key"]) else e["value"]}
         for e in variables["input"]["env"]
     ]
     return {**variables, "input": {**variables["input"], "env": env}}

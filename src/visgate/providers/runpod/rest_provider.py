@@ -22,6 +22,7 @@ from visgate.providers.runpod import rest_payloads as body
 from visgate.providers.runpod.messages import is_duplicate_name, is_in_use
 from visgate.providers.runpod.payloads import named
 from visgate.providers.runpod.rest_api import RestNotFound, RunpodRest, items, require
+from visgate.providers.runpod.rest_bootstrap import list_gpu_types_rest
 from visgate.providers.runpod.retry import RetryPolicy, Transient
 from visgate.providers.runpod.serverless import ServerlessAPI, ServerlessJobs
 
@@ -204,10 +205,7 @@ class RunpodRestProvider(ServerlessJobs):
         return [body.provider_endpoint(row) for row in await self._endpoints(api_key)]
 
     async def gpu_types(self, *, api_key: str) -> list[GpuType]:
-        data = await self.rest.call(
-            "GET", "/catalog/gpus", api_key=api_key, params=body.GPU_CATALOGUE_QUERY
-        )
-        return [body.gpu_type(row) for row in items(data, "gpus", what="GET /catalog/gpus")]
+        return await list_gpu_types_rest(self.rest, api_key=api_key)
 
     async def aclose(self) -> None:
         await self.rest.aclose()
