@@ -12,7 +12,8 @@
 # VISGATE_SERVICE (visgate-api), VISGATE_REPO (visgate), FIRESTORE_LOCATION (the region),
 # RUNPOD_API_KEY (needed once, to create the operator secret), RUNPOD_REGISTRY_AUTH_ID
 # (the Runpod registry credential that can pull the worker image from Artifact Registry),
-# VISGATE_IMAGE_TAG (default: git commit).
+# RUNPOD_API (graphql, the default, or rest: Runpod REST API v2), VISGATE_IMAGE_TAG (default:
+# git commit).
 set -euo pipefail
 
 PROJECT="${GCP_PROJECT_ID:-${CLOUDSDK_CORE_PROJECT:-}}"
@@ -354,6 +355,7 @@ build_and_deploy() {
   subs="COMMIT_SHA=${tag},_REGION=${REGION},_REPO=${REPO},_SERVICE=${SERVICE}"
   subs="${subs},_SERVICE_ACCOUNT=${RUNTIME_SA},_NO_CACHE=${NO_CACHE}"
   subs="${subs},_RUNPOD_REGISTRY_AUTH_ID=${RUNPOD_REGISTRY_AUTH_ID:-}"
+  subs="${subs},_RUNPOD_API=${RUNPOD_API:-graphql}"
   run gcloud builds submit . --config=cloudbuild.yaml --region="$REGION" \
     --service-account="projects/${PROJECT}/serviceAccounts/${BUILD_SA}" \
     --gcs-source-staging-dir="${STAGING_BUCKET}/source" \

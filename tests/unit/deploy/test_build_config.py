@@ -134,6 +134,7 @@ def test_deploy_step_runs_cloud_run_as_the_design_needs(tmp_path: Path) -> None:
         "PUBLIC_BASE_URL": "https://visgate-api-123456789012.europe-west1.run.app",
         "LOG_LEVEL": "info",
         "RUNPOD_TEMPLATE_IMAGE": "europe-west1-docker.pkg.dev/demo-proj/visgate/worker:0123abc",
+        "RUNPOD_API": "graphql",
     }
     secrets = dict(kv.split("=", 1) for kv in flag(argv, "set-secrets").split(","))
     assert secrets == {
@@ -148,9 +149,11 @@ def test_deploy_step_takes_overrides(tmp_path: Path) -> None:
         _PUBLIC_BASE_URL="https://api.example.com",
         _SERVICE_ACCOUNT="custom@demo-proj.iam.gserviceaccount.com",
         _RUNPOD_REGISTRY_AUTH_ID="cred123",
+        _RUNPOD_API="rest",
     )
     env = dict(kv.split("=", 1) for kv in flag(argv, "set-env-vars").split(","))
     assert env["PUBLIC_BASE_URL"] == "https://api.example.com"
+    assert env["RUNPOD_API"] == "rest"
     assert env["RUNPOD_REGISTRY_AUTH_ID"] == "cred123"
     assert flag(argv, "service-account") == "custom@demo-proj.iam.gserviceaccount.com"
 

@@ -20,6 +20,7 @@ def test_every_contract_env_is_a_setting() -> None:
         "RUNPOD_API_BASE", "RUNPOD_API_KEY", "RUNPOD_TEMPLATE_IMAGE", "HF_ENDPOINT",
         "PUBLIC_BASE_URL", "INTERNAL_WEBHOOK_SECRET", "WEBHOOK_ALLOW_PRIVATE_URLS",
         "RATE_LIMIT_PER_MINUTE", "READY_TIMEOUT_SECONDS", "WEBHOOK_RETRY_SCHEDULE", "PROVIDER",
+        "RUNPOD_API", "RUNPOD_REST_URL",
     }  # fmt: skip
     names = set()
     for field in Settings.model_fields.values():
