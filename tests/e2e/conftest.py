@@ -11,7 +11,13 @@ from tests.support.stack import Stack, run_stack
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    with run_stack(tmp_path) as s:
+def runpod_api() -> str:
+    """Which Runpod API the service drives; a module parametrises it to run both."""
+    return "graphql"
+
+
+@pytest.fixture
+def stack(tmp_path: Path, runpod_api: str) -> Iterator[Stack]:
+    with run_stack(tmp_path, RUNPOD_API=runpod_api) as s:
         s.start()
         yield s

@@ -1,5 +1,6 @@
 """POST → ready → signed webhook → DELETE, through `visgate serve` against a fake hub, a fake
-Runpod (GraphQL + serverless routes) and a fake worker that calls back like the real image."""
+Runpod and a fake worker that calls back like the real image — once with each Runpod API
+(`RUNPOD_API=graphql` and `rest`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ from visgate.webhooks import verify_webhook
 pytestmark = pytest.mark.slow
 
 USER_KEY = "rp_user_owned_1a2b3c4d5e6f"  # a deployment's own Runpod key, not the operator's
+
+
+@pytest.fixture(params=["graphql", "rest"])
+def runpod_api(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def test_deployment_goes_ready_then_webhook_is_signed_then_delete_tears_down(
@@ -113,8 +119,10 @@ def test_webhook_500_then_200_is_retried_until_delivered(stack: Stack) -> None:
         assert "try 1 failed" in text and "delivered (try 3)" in text
 
 
-def test_worker_reporting_failed_fails_the_deployment_and_tears_down(tmp_path: Path) -> None:
-    with run_stack(tmp_path, worker=FakeWorker(report="failed")) as stack:
+def test_worker_reporting_failed_fails_the_deployment_and_tears_down(
+    tmp_path: Path, runpod_api: str
+) -> None:
+    with run_stack(tmp_path, worker=FakeWorker(report="failed"), RUNPOD_API=runpod_api) as stack:
         stack.start()
         stack.runpod.state.api_keys.add(USER_KEY)
         with stack.client() as client:
@@ -136,9 +144,12 @@ def _logs(client: httpx.Client, dep_id: str) -> list[Any]:
     return list(client.get(f"/v1/deployments/{dep_id}").json()["logs"])
 
 
-def test_silent_worker_times_out_and_tears_down(tmp_path: Path) -> None:
+def test_silent_worker_times_out_and_tears_down(tmp_path: Path, runpod_api: str) -> None:
     with run_stack(
-        tmp_path, worker=FakeWorker(report="silent"), READY_TIMEOUT_SECONDS="10"
+        tmp_path,
+        worker=FakeWorker(report="silent"),
+        READY_TIMEOUT_SECONDS="10",
+        RUNPOD_API=runpod_api,
     ) as stack:
         stack.start()
         with stack.client() as client:

@@ -231,6 +231,7 @@ def fake_cloud_env(runpod: RunningFakeRunpod, hub: FakeHub) -> dict[str, str]:
     return {
         "PROVIDER": "runpod",
         "RUNPOD_GRAPHQL_URL": runpod.graphql_url,
+        "RUNPOD_REST_URL": runpod.rest_url,
         "RUNPOD_API_BASE": runpod.api_base,
         "RUNPOD_API_KEY": API_KEY,
         "RUNPOD_TEMPLATE_IMAGE": "registry.example/visgate-worker:test",
