@@ -1,9 +1,10 @@
 """1,000 deployments from POST to webhook delivered, against the fake hub, fake Runpod and
 fake workers, through one `visgate serve` on SQLite (or `--store firestore` with
 FIRESTORE_EMULATOR_HOST set). Prints total time, POST → webhook latency, ready callback →
-webhook received latency, and the control plane's peak RSS.
+webhook received latency, and the control plane's peak RSS — by default once with each
+Runpod API (`RUNPOD_API=graphql` and `rest`), printed side by side.
 
-    .venv/bin/python bench/orchestration.py [--count 1000] [--concurrency 50]
+    .venv/bin/python bench/orchestration.py [--count 1000] [--concurrency 50] [--api both]
 """
 
 from __future__ import annotations
@@ -103,14 +104,8 @@ async def post_all(stack: Stack, count: int, concurrency: int) -> dict[str, floa
     return posted
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--store", choices=["sqlite", "firestore"], default="sqlite")
-    parser.add_argument("--timeout", type=float, default=600)
-    args = parser.parse_args()
-
+def run_once(args: argparse.Namespace, api: str) -> dict[str, str]:
+    """One burst through a fresh stack driving Runpod through `api`; the figures as text."""
     with (
         tempfile.TemporaryDirectory() as tmp,
         run_stack(
@@ -121,6 +116,7 @@ def main() -> None:
             LOG_LEVEL="warning",
             VISGATE_HEALTH_POLL_SECONDS="5",
             VISGATE_LEASE_SECONDS="30",
+            RUNPOD_API=api,
         ) as stack,
     ):
         service = stack.start()
@@ -140,32 +136,48 @@ def main() -> None:
         hook = [
             received[d] - stack.worker.ready_at[d] for d in received if d in stack.worker.ready_at
         ]
-        print(f"store={args.store} deployments={len(posted)} webhooks received={len(received)}")
-        print(
-            f"POSTs done in {post_done - started:.2f} s ({len(posted) / (post_done - started):.0f}/s)"
-        )
-        print(f"total POST of first -> last webhook: {total:.2f} s (target < 60 s)")
-        print(
-            f"per deployment POST -> webhook: p50={pct(e2e, 0.5):.2f} s p99={pct(e2e, 0.99):.2f} s"
-        )
-        print(
-            f"ready callback sent -> webhook received (bench clock): p50={pct(hook, 0.5) * 1000:.1f}"
-            f" ms p99={pct(hook, 0.99) * 1000:.1f} ms"
-        )
         sent, delivered = asyncio.run(server_side_hook_latency(stack, list(received)))
-        for what, values in (("sent", sent), ("delivered", delivered)):
-            print(
-                f"ready callback applied -> webhook {what} (control plane clock,"
-                f" n={len(values)}): p50={pct(values, 0.5) * 1000:.1f} ms"
-                f" p99={pct(values, 0.99) * 1000:.1f} ms (target p99 < 50 ms)"
-            )
-        print(f"control plane peak RSS: {peak_rss_mb(service.proc.pid):.0f} MB")
-        print(
-            f"CPU seconds: control plane {cpu_seconds(service.proc.pid):.1f},"
-            f" fakes + bench driver {time.process_time():.1f}"
-        )
         endpoints = stack.runpod.state.created_names("endpoint")
-        print(f"endpoints created: {len(endpoints)} (unique {len(set(endpoints))})")
+        ms = lambda values, p: f"{pct(values, p) * 1000:.1f}"  # noqa: E731
+        return {
+            "deployments / webhooks received": f"{len(posted)} / {len(received)}",
+            "POSTs done in (s)": f"{post_done - started:.2f}",
+            "total, first POST -> last webhook (s)": f"{total:.2f}",
+            "POST -> webhook p50 / p99 (s)": f"{pct(e2e, 0.5):.2f} / {pct(e2e, 0.99):.2f}",
+            "ready sent -> webhook received p50 / p99 (ms)": f"{ms(hook, 0.5)} / {ms(hook, 0.99)}",
+            "ready applied -> webhook sent p50 / p99 (ms)": f"{ms(sent, 0.5)} / {ms(sent, 0.99)}",
+            "ready applied -> delivered p50 / p99 (ms)": (
+                f"{ms(delivered, 0.5)} / {ms(delivered, 0.99)}"
+            ),
+            "control plane peak RSS (MB)": f"{peak_rss_mb(service.proc.pid):.0f}",
+            "control plane CPU (s)": f"{cpu_seconds(service.proc.pid):.1f}",
+            "endpoints created (unique)": f"{len(endpoints)} ({len(set(endpoints))})",
+            "Runpod control calls": str(
+                sum(c.surface in ("graphql", "rest") for c in stack.runpod.state.calls)
+            ),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--store", choices=["sqlite", "firestore"], default="sqlite")
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument(
+        "--api",
+        choices=["graphql", "rest", "both"],
+        default="both",
+        help="which Runpod API the control plane drives (both: one run each, side by side)",
+    )
+    args = parser.parse_args()
+    apis = ["graphql", "rest"] if args.api == "both" else [args.api]
+    results = {api: run_once(args, api) for api in apis}
+    print(f"store={args.store} count={args.count} concurrency={args.concurrency}")
+    width = max(len(k) for k in results[apis[0]])
+    print(f"{'':<{width}}  " + "  ".join(f"{api:>16}" for api in apis))
+    for key in results[apis[0]]:
+        print(f"{key:<{width}}  " + "  ".join(f"{results[api][key]:>16}" for api in apis))
 
 
 if __name__ == "__main__":
