@@ -193,8 +193,19 @@ def delete_command(deployment_id: str, as_json: JsonOpt = False) -> None:
         console.print(f"{escape(deployment_id)}: {escape(dep['status'])}", highlight=False)
 
 
-def logs_command(deployment_id: str, as_json: JsonOpt = False) -> None:
-    """The deployment's log: every step, retry and webhook attempt."""
+def logs_command(
+    deployment_id: str,
+    as_json: JsonOpt = False,
+    worker: Annotated[
+        bool, typer.Option("--worker", help="The workers' own output (RUNPOD_API=rest).")
+    ] = False,
+    lines: Annotated[int, typer.Option(help="How many of the last lines (at most 1000).")] = 100,
+) -> None:
+    """The deployment's log: every step, retry and webhook attempt (or, with --worker, what
+    its workers printed, secrets masked)."""
+    if worker:
+        _worker_logs(deployment_id, as_json, lines)
+        return
     with _session() as client:
         dep = client.get(deployment_id)
     if as_json:
@@ -205,6 +216,21 @@ def logs_command(deployment_id: str, as_json: JsonOpt = False) -> None:
         console.print(
             f"{escape(line['at'])}  [{color}]{escape(line['status'] or ''):<17}[/] "
             f"{escape(line['message'])}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _worker_logs(deployment_id: str, as_json: bool, lines: int) -> None:
+    with _session() as client:
+        answer = client.logs(deployment_id, source="worker", lines=lines)
+    if as_json:
+        _emit(answer["lines"])
+        return
+    for entry in answer["lines"]:
+        console.print(
+            f"{escape(entry['ts'] or '')}  [cyan]{escape(entry['worker_id'])}[/]  "
+            f"{escape(entry['line'])}",
             highlight=False,
             soft_wrap=True,
         )

@@ -91,6 +91,13 @@ class VisgateClient:
         }
         return self._call("GET", "/v1/deployments", params=params)  # type: ignore[no-any-return]
 
+    def logs(
+        self, deployment_id: str, *, source: str = "control", lines: int = 100
+    ) -> dict[str, Any]:
+        """`GET /v1/deployments/{id}/logs`: `source="worker"` for the workers' own output."""
+        params = {"source": source, "lines": lines}
+        return self._call("GET", f"/v1/deployments/{deployment_id}/logs", params=params)  # type: ignore[no-any-return]
+
     def delete(self, deployment_id: str) -> None:
         self._call("DELETE", f"/v1/deployments/{deployment_id}")
 

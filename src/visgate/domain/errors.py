@@ -165,6 +165,12 @@ class RunpodInsufficientGPUError(ProviderError):
     status_code = 422
 
 
+class WorkerLogsUnavailableError(ProviderError):
+    """The configured provider API cannot read workers' own logs (Runpod GraphQL)."""
+
+    status_code = 501
+
+
 class RunpodTemplateNotConfiguredError(ProviderError):
     status_code = 500
 

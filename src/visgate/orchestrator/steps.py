@@ -64,7 +64,8 @@ GPU_TYPES_TIMEOUT_S = 10.0
 
 
 async def refresh_gpu_catalogue(services: Services, dep: Deployment) -> None:
-    """Overlay the provider's live GPU sizes on the catalogue (at most once per its TTL).
+    """Overlay the provider's live GPU sizes and stock on the catalogue (at most once per
+    its TTL, shared by every deployment).
 
     Uses the deployment's key (else the operator's). Never fails the step: without a key,
     or when the fetch fails, selection uses the table it has.
@@ -86,14 +87,18 @@ async def refresh_gpu_catalogue(services: Services, dep: Deployment) -> None:
 
 
 async def select_gpu(services: Services, dep: Deployment) -> StepResult:
-    from visgate.registry.gpus import select_pools
+    """Pick the endpoint's pools; the log says when live stock put a cheaper pool last."""
+    from visgate.registry.gpus import selection
 
     assert dep.vram_gb is not None
     await refresh_gpu_catalogue(services, dep)
-    pools = select_pools(dep.vram_gb, dep.gpu_tier)
+    chosen = selection(dep.vram_gb, dep.gpu_tier)
+    pools = chosen.pools
 
     def advance(d: Deployment, now: float) -> None:
         d.gpu_pools = pools
+        if chosen.note:
+            d.log(now, chosen.note)
         d.move_to(Status.creating_endpoint, now, f"GPU pools, in order: {', '.join(pools)}")
         d.due_at = now
 

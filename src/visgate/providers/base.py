@@ -96,6 +96,16 @@ class GpuType:
     price_per_hour: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerLogLine:
+    """One line a worker printed, as the provider reports it (secrets not yet masked)."""
+
+    worker_id: str
+    line: str
+    ts: str | None = None  # ISO 8601 where the provider stamps lines
+    source: str | None = None  # e.g. `container` or `system` on Runpod
+
+
 @runtime_checkable
 class GpuProvider(Protocol):
     async def ensure_endpoint(
@@ -131,6 +141,13 @@ class GpuProvider(Protocol):
         ...
 
     async def gpu_types(self, *, api_key: str) -> list[GpuType]: ...
+
+    async def worker_logs(
+        self, endpoint_id: str, *, api_key: str, lines: int
+    ) -> list[WorkerLogLine]:
+        """The last `lines` lines of the endpoint's workers, oldest first, bounded in size.
+        Raises `WorkerLogsUnavailableError` where the backend has no way to read them."""
+        ...
 
     async def submit_job(
         self, endpoint_id: str, body: dict[str, Any], *, api_key: str, sync: bool = False

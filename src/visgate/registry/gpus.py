@@ -4,6 +4,10 @@ Rules (docs/models-and-gpus.md explains them to users):
 - A pool fits when the estimate is at most its VRAM (24.0 GB fits a 24 GB pool: the
   estimate already carries the runtime headroom).
 - Fitting pools go cheapest first, at most three (Runpod's priority list per endpoint).
+  Where the live catalogue reports stock, pools with none (`NONE`) go after every pool
+  with some (or unknown stock), still cheapest first among each group; they are never
+  dropped, since Runpod creates the endpoint anyway and holds the workers until a GPU
+  frees, and when every fitting pool lacks stock the order stays cheapest first.
 - A `gpu_tier` pins the pools to that tier; too small a tier is refused, naming the
   smallest size tier that fits.
 - When the chosen pools have no capacity, `widen_pools` moves on to the next ones.
@@ -14,10 +18,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from visgate.domain.errors import RunpodInsufficientGPUError, ValidationError
-from visgate.registry.catalogue import GpuCatalogue, default_catalogue
+from visgate.registry.catalogue import NO_STOCK, GpuCatalogue, default_catalogue
 from visgate.registry.gpu_data import MAX_POOLS_PER_ENDPOINT, POOLS, SIZE_TIERS, GpuPool
 
 
@@ -80,17 +85,11 @@ def _check_estimate(vram_gb: float) -> None:
         raise ValueError(f"a VRAM estimate must be a positive number of GB, not {vram_gb!r}")
 
 
-def fitting_pools(
-    vram_gb: float, gpu_tier: str | None = None, *, catalogue: GpuCatalogue | None = None
-) -> list[str]:
-    """Every pool that fits, cheapest first, within the tier when one is given.
-
-    Raises `RunpodInsufficientGPUError` when none does, naming what would fit.
-    """
+def _fitting(vram_gb: float, gpu_tier: str | None, catalogue: GpuCatalogue | None) -> list[GpuPool]:
     _check_estimate(vram_gb)
     pools = (catalogue or default_catalogue).pools()
     allowed = set(tier_pools(gpu_tier)) if gpu_tier else None
-    fitting = [p.id for p in pools if p.vram_gb >= vram_gb and (allowed is None or p.id in allowed)]
+    fitting = [p for p in pools if p.vram_gb >= vram_gb and (allowed is None or p.id in allowed)]
     if fitting:
         return fitting
     largest = max(p.vram_gb for p in pools)
@@ -108,6 +107,70 @@ def fitting_pools(
     )
 
 
+def fitting_pools(
+    vram_gb: float, gpu_tier: str | None = None, *, catalogue: GpuCatalogue | None = None
+) -> list[str]:
+    """Every pool that fits, cheapest first, within the tier when one is given.
+
+    Raises `RunpodInsufficientGPUError` when none does, naming what would fit.
+    """
+    return [p.id for p in _fitting(vram_gb, gpu_tier, catalogue)]
+
+
+def _stock_order(pools: list[GpuPool]) -> list[GpuPool]:
+    """Pools with stock (or unknown stock) first, then those with none; a stable sort keeps
+    cheapest first within each group."""
+    return sorted(pools, key=lambda p: p.availability == NO_STOCK)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """An endpoint's pools and, when stock changed their order, the line the log gets."""
+
+    pools: list[str]
+    note: str | None = None
+
+
+def _stock_note(fitting: list[GpuPool]) -> str | None:
+    """Names the pools stock moved behind pricier ones, or says no fitting pool has stock."""
+    empty = [p for p in fitting if p.availability == NO_STOCK]
+    if not empty:
+        return None
+    named = ", ".join(f"{p.id} ({p.availability})" for p in empty)
+    if len(empty) == len(fitting):
+        return f"no stock on Runpod in any pool that fits, kept cheapest first: {named}"
+    last_stocked = max(i for i, p in enumerate(fitting) if p.availability != NO_STOCK)
+    moved = [p for p in empty if fitting.index(p) < last_stocked]
+    if not moved:
+        return None
+    return "put last for lack of stock on Runpod: " + ", ".join(
+        f"{p.id} ({p.availability})" for p in moved
+    )
+
+
+def selection(
+    vram_gb: float,
+    gpu_tier: str | None = None,
+    exclude: Iterable[str] = (),
+    *,
+    catalogue: GpuCatalogue | None = None,
+) -> Selection:
+    """Up to three pools for an endpoint's `gpuIds`: pools with stock first, cheapest first.
+
+    `exclude` holds pools the provider reported without capacity: the next ones are used.
+    """
+    fitting = _fitting(vram_gb, gpu_tier, catalogue)
+    skipped = set(exclude)
+    remaining = [p for p in _stock_order(fitting) if p.id not in skipped]
+    if not remaining:
+        raise RunpodInsufficientGPUError(
+            f"no capacity on any GPU pool that fits a {vram_gb:.1f} GB model "
+            f"({', '.join(p.id for p in fitting)}); try again later"
+        )
+    pools = [p.id for p in remaining[:MAX_POOLS_PER_ENDPOINT]]
+    return Selection(pools, _stock_note([p for p in fitting if p.id not in skipped]))
+
+
 def select_pools(
     vram_gb: float,
     gpu_tier: str | None = None,
@@ -115,19 +178,8 @@ def select_pools(
     *,
     catalogue: GpuCatalogue | None = None,
 ) -> list[str]:
-    """Up to three pools for an endpoint's `gpuIds`, cheapest first.
-
-    `exclude` holds pools the provider reported without capacity: the next ones are used.
-    """
-    fitting = fitting_pools(vram_gb, gpu_tier, catalogue=catalogue)
-    skipped = set(exclude)
-    remaining = [p for p in fitting if p not in skipped]
-    if not remaining:
-        raise RunpodInsufficientGPUError(
-            f"no capacity on any GPU pool that fits a {vram_gb:.1f} GB model "
-            f"({', '.join(fitting)}); try again later"
-        )
-    return remaining[:MAX_POOLS_PER_ENDPOINT]
+    """The pools of `selection`, without its log line."""
+    return selection(vram_gb, gpu_tier, exclude, catalogue=catalogue).pools
 
 
 def widen_pools(
@@ -141,8 +193,12 @@ def widen_pools(
 
     Moves past the priciest pool in `current` to the next fitting ones, cheapest first;
     free slots keep the priciest current pools, so capacity returning there still counts.
+    The cut follows price, not stock: stock changes between calls and would otherwise make
+    a pool look already passed (or not yet tried); the new list then puts pools without
+    stock last, as selection does.
     """
-    fitting = fitting_pools(vram_gb, gpu_tier, catalogue=catalogue)
+    pools = _fitting(vram_gb, gpu_tier, catalogue)
+    fitting = [p.id for p in pools]
     tried = [p for p in current if p in fitting]
     last = max((fitting.index(p) for p in tried), default=-1)
     untried = fitting[last + 1 :]
@@ -150,7 +206,8 @@ def widen_pools(
         return None
     new = untried[:MAX_POOLS_PER_ENDPOINT]
     keep = sorted(tried, key=fitting.index, reverse=True)[: MAX_POOLS_PER_ENDPOINT - len(new)]
-    return sorted([*new, *keep], key=fitting.index)
+    order = [p.id for p in _stock_order(pools)]
+    return sorted([*new, *keep], key=order.index)
 
 
 def public_gpus(catalogue: GpuCatalogue | None = None) -> list[dict[str, Any]]:

@@ -36,7 +36,9 @@ from visgate.providers.base import (
     GpuType,
     ProviderEndpoint,
     WorkerCounts,
+    WorkerLogLine,
 )
+from visgate.providers.worker_logs import MAX_WORKER_LOG_BYTES, tail_text
 from visgate.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -294,6 +296,17 @@ class LocalProvider:
 
     async def gpu_types(self, *, api_key: str) -> list[GpuType]:
         return [GpuType(id="LOCAL_CPU", display_name="local process (CPU)", memory_gb=0.0)]
+
+    async def worker_logs(
+        self, endpoint_id: str, *, api_key: str, lines: int
+    ) -> list[WorkerLogLine]:
+        """The tail of the worker process's output file (it is the only worker)."""
+        name = next((n for n, e in self._load().items() if e["endpoint_id"] == endpoint_id), None)
+        path = self.data_dir / "workers" / f"{name}.log"
+        if name is None or not path.exists():
+            return []
+        text = await asyncio.to_thread(tail_text, path, MAX_WORKER_LOG_BYTES)
+        return [WorkerLogLine(worker_id=endpoint_id, line=t) for t in text.splitlines()[-lines:]]
 
     async def submit_job(
         self, endpoint_id: str, body: dict[str, Any], *, api_key: str, sync: bool = False

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from visgate.domain.errors import RunpodAPIError, RunpodInsufficientGPUError
+from visgate.domain.errors import (
+    RunpodAPIError,
+    RunpodInsufficientGPUError,
+    WorkerLogsUnavailableError,
+)
 from visgate.logging import get_logger
 from visgate.providers.base import (
     EndpointRef,
     EndpointSpec,
     GpuType,
     ProviderEndpoint,
+    WorkerLogLine,
 )
 from visgate.providers.runpod import operations as ops
 from visgate.providers.runpod.graphql_api import RunpodGraphQL
@@ -227,6 +232,13 @@ class RunpodProvider(ServerlessJobs):
     async def gpu_types(self, *, api_key: str) -> list[GpuType]:
         data = await self.graphql.execute(ops.GPU_TYPES, api_key=api_key)
         return [gpu_type(row) for row in data.get("gpuTypes") or [] if row and row.get("id")]
+
+    async def worker_logs(
+        self, endpoint_id: str, *, api_key: str, lines: int
+    ) -> list[WorkerLogLine]:
+        raise WorkerLogsUnavailableError(
+            "Runpod's GraphQL API has no call for workers' logs: set RUNPOD_API=rest"
+        )
 
     async def aclose(self) -> None:
         await self.graphql.aclose()

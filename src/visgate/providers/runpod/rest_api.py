@@ -16,9 +16,12 @@ naming what was missing. The key travels only in `Authorization: Bearer`.
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from httpx_sse import ServerSentEvent, aconnect_sse
 
 from visgate.domain.errors import RunpodAPIError, RunpodAuthError, RunpodInsufficientGPUError
 from visgate.providers.runpod.messages import is_quota, scrub
@@ -96,6 +99,45 @@ class RunpodRest:
             return await once()
         return await self.policy.run(once, what=what, repeatable=repeatable)
 
+    async def events(
+        self,
+        path: str,
+        *,
+        api_key: str,
+        params: dict[str, str],
+        limit: int,
+        idle_s: float = 1.0,
+        total_s: float = 5.0,
+    ) -> list[dict[str, Any]]:
+        """The JSON `data` of up to `limit` Server-Sent Events from a stream that stays
+        open (a log follower): reading stops at `limit`, after `idle_s` without an event
+        (the backfill is over) or after `total_s` in all."""
+        what = f"GET {_route(path)}"
+
+        async def once() -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            try:
+                async with asyncio.timeout(total_s + self.timeout):
+                    async with aconnect_sse(
+                        self._client(),
+                        "GET",
+                        f"{self.base_url}{path}",
+                        params=params,
+                        headers={"Authorization": f"Bearer {api_key}"},
+                    ) as source:
+                        if source.response.status_code != 200:
+                            await source.response.aread()
+                            _answer(source.response, what, api_key)
+                        await _collect(source.aiter_sse(), out, limit, idle_s, total_s)
+            except (httpx.TimeoutException, TimeoutError):
+                if not out:
+                    raise Transient(f"Runpod did not answer {what} in time") from None
+            except httpx.TransportError as exc:
+                raise Transient(f"Runpod unreachable for {what} ({type(exc).__name__})") from None
+            return out
+
+        return await self.policy.run(once, what=what)
+
     async def _once(
         self,
         method: str,
@@ -121,6 +163,30 @@ class RunpodRest:
                 not_sent=isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout),
             ) from None
         return _answer(response, what, api_key)
+
+
+async def _collect(
+    stream: AsyncIterator[ServerSentEvent],
+    out: list[dict[str, Any]],
+    limit: int,
+    idle_s: float,
+    total_s: float,
+) -> None:
+    deadline = asyncio.get_running_loop().time() + total_s
+    while len(out) < limit:
+        left = min(idle_s, deadline - asyncio.get_running_loop().time())
+        if left <= 0:
+            return
+        try:
+            event = await asyncio.wait_for(anext(stream), left)
+        except (StopAsyncIteration, TimeoutError):
+            return
+        try:
+            data = json.loads(event.data)
+        except ValueError:
+            data = {"line": event.data}
+        if isinstance(data, dict):
+            out.append(data)
 
 
 def _route(path: str) -> str:

@@ -17,7 +17,13 @@ from typing import Any
 
 from visgate.domain.errors import RunpodAPIError, RunpodInsufficientGPUError
 from visgate.logging import get_logger
-from visgate.providers.base import EndpointRef, EndpointSpec, GpuType, ProviderEndpoint
+from visgate.providers.base import (
+    EndpointRef,
+    EndpointSpec,
+    GpuType,
+    ProviderEndpoint,
+    WorkerLogLine,
+)
 from visgate.providers.runpod import rest_payloads as body
 from visgate.providers.runpod.messages import is_duplicate_name, is_in_use
 from visgate.providers.runpod.payloads import named
@@ -25,8 +31,11 @@ from visgate.providers.runpod.rest_api import RestNotFound, RunpodRest, items, r
 from visgate.providers.runpod.rest_bootstrap import list_gpu_types_rest
 from visgate.providers.runpod.retry import RetryPolicy, Transient
 from visgate.providers.runpod.serverless import ServerlessAPI, ServerlessJobs
+from visgate.providers.worker_logs import bounded
 
 log = get_logger(__name__)
+
+MAX_WORKERS_READ = 5  # each worker is one log stream to open: bound the route's latency
 
 
 class RunpodRestProvider(ServerlessJobs):
@@ -206,6 +215,34 @@ class RunpodRestProvider(ServerlessJobs):
 
     async def gpu_types(self, *, api_key: str) -> list[GpuType]:
         return await list_gpu_types_rest(self.rest, api_key=api_key)
+
+    async def worker_logs(
+        self, endpoint_id: str, *, api_key: str, lines: int
+    ) -> list[WorkerLogLine]:
+        """Each worker's last `lines` lines (`GET .../workers`, then its log stream with
+        `tail`), merged by time; at most `MAX_WORKERS_READ` workers are read."""
+        path = f"/serverless/{endpoint_id}/workers"
+        workers = items(await self.rest.call("GET", path, api_key=api_key), "workers", what=path)
+        out: list[WorkerLogLine] = []
+        for worker in workers[:MAX_WORKERS_READ]:
+            worker_id = str(worker["id"])
+            events = await self.rest.events(
+                f"{path}/{worker_id}/logs",
+                api_key=api_key,
+                params={"tail": str(lines)},
+                limit=lines,
+            )
+            out += [
+                WorkerLogLine(
+                    worker_id=worker_id,
+                    line=str(e.get("line") or ""),
+                    ts=str(e["ts"]) if e.get("ts") else None,
+                    source=str(e["source"]) if e.get("source") else None,
+                )
+                for e in events
+            ]
+        out.sort(key=lambda entry: entry.ts or "")
+        return bounded(out, lines)
 
     async def aclose(self) -> None:
         await self.rest.aclose()
