@@ -13,6 +13,8 @@ from visgate_worker.callback import CallbackClient, NullCallback, callback_for
 from visgate_worker.errors import ModelLoadError
 from visgate_worker.log import redact_text, register_secrets
 from visgate_worker.model_set import ModelSet, select_model_set
+from visgate_worker.models.base import ManagedModel
+from visgate_worker.models.runpod_cache import cached_labels, describe
 from visgate_worker.settings import WorkerSettings
 from visgate_worker.vram import Device, TorchVramMeter, VramMeter, pick_device
 
@@ -102,7 +104,7 @@ def load_primaries(models: ModelSet, callback: CallbackClient | NullCallback) ->
         callback.send("downloading_model", message=f"fetching {names}")
         for model in missing:
             model.fetch()
-    callback.send("loading_model", message=f"loading {', '.join(m.name for m in models.primaries)}")
+    callback.send("loading_model", message=f"loading {_names(models.primaries)}")
     for model in models.primaries:
         model.load()
 
@@ -117,6 +119,9 @@ def load_fallbacks_eagerly(models: ModelSet, callback: CallbackClient | NullCall
     if missing:
         names = ", ".join(m.name for m in missing)
         callback.send("downloading_model", message=f"fetching fallback {names}")
+    from_cache = [m for m in models.fallbacks if cached_labels(m.sources)]
+    if from_cache:
+        callback.send("loading_model", message=f"loading fallback {_names(from_cache)}")
     for model in models.fallbacks:
         try:
             model.load()
@@ -126,3 +131,9 @@ def load_fallbacks_eagerly(models: ModelSet, callback: CallbackClient | NullCall
                 model=model.name,
                 error=redact_text(f"{getattr(exc, 'type', type(exc).__name__)}: {exc}"),
             )
+
+
+def _names(models: list[ManagedModel]) -> str:
+    """Model names for a progress message, each saying whether it comes from Runpod's cache:
+    `loading stabilityai/sdxl-turbo from Runpod's model cache (no download), wgsxm/PartCrafter`."""
+    return ", ".join(describe(m.name, m.sources) for m in models)

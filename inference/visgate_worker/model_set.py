@@ -19,6 +19,7 @@ from visgate_worker.models.base import ManagedModel
 from visgate_worker.models.grounded_sam import DETECTOR_REPO, SAM2_REPO, GroundedSam2
 from visgate_worker.models.hunyuan import ALLOW_PATTERNS, HUNYUAN_REPO, Hunyuan3DMesh
 from visgate_worker.models.partcrafter import PARTCRAFTER_REPO, PartCrafterParts
+from visgate_worker.models.runpod_cache import RunpodCached
 from visgate_worker.models.sources import DiffusersSnapshot, HubSnapshot
 from visgate_worker.models.stand_ins import StandInMeshGenerator, StandInPartGenerator
 from visgate_worker.models.text_to_image import DiffusersTextToImage
@@ -62,10 +63,17 @@ def _token(settings: WorkerSettings) -> str | None:
 
 
 def real_model_set(settings: WorkerSettings, device: Device) -> ModelSet:
+    """Each repo is read from Runpod's model cache when it is complete there, and downloaded
+    into MODEL_CACHE_DIR/hub otherwise."""
     hub = settings.model_cache_dir / "hub"
+    runpod = settings.runpod_model_cache_dir
     token = _token(settings)
     if not settings.is_bundle:
-        source = DiffusersSnapshot(settings.hf_model_id, hub, token)
+        source = RunpodCached(
+            settings.hf_model_id,
+            runpod,
+            DiffusersSnapshot(settings.hf_model_id, hub, token),
+        )
         return ModelSet(
             model_id=settings.hf_model_id,
             kind="image",
@@ -79,29 +87,42 @@ def real_model_set(settings: WorkerSettings, device: Device) -> ModelSet:
         demo=False,
         text_to_image=DiffusersTextToImage(
             SDXL_TURBO_REPO,
-            DiffusersSnapshot(SDXL_TURBO_REPO, hub, token, variant="fp16"),
+            RunpodCached(
+                SDXL_TURBO_REPO,
+                runpod,
+                DiffusersSnapshot(SDXL_TURBO_REPO, hub, token, variant="fp16"),
+            ),
             device,
             variant="fp16",
         ),
         part_generator=PartCrafterParts(
-            PARTCRAFTER_REPO, HubSnapshot(PARTCRAFTER_REPO, hub, token), device
+            PARTCRAFTER_REPO,
+            RunpodCached(PARTCRAFTER_REPO, runpod, HubSnapshot(PARTCRAFTER_REPO, hub, token)),
+            device,
         ),
         mesh_generator=Hunyuan3DMesh(
             f"{HUNYUAN_REPO}:turbo",
-            HubSnapshot(
+            RunpodCached(
                 HUNYUAN_REPO,
-                hub,
-                token,
-                allow_patterns=ALLOW_PATTERNS,
-                local_dir=hy3dgen_root / HUNYUAN_REPO,
+                runpod,
+                HubSnapshot(
+                    HUNYUAN_REPO,
+                    hub,
+                    token,
+                    allow_patterns=ALLOW_PATTERNS,
+                    local_dir=hy3dgen_root / HUNYUAN_REPO,
+                ),
+                # hy3dgen reads `$HY3DGEN_MODELS/tencent/Hunyuan3D-2/...`: a second root of
+                # that layout, whose repo folder links to Runpod's snapshot
+                link_as=settings.model_cache_dir / "hy3dgen-runpod" / HUNYUAN_REPO,
             ),
             device,
             models_root=hy3dgen_root,
         ),
         segmenter=GroundedSam2(
             f"{DETECTOR_REPO}+{SAM2_REPO}",
-            HubSnapshot(DETECTOR_REPO, hub, token),
-            HubSnapshot(SAM2_REPO, hub, token),
+            RunpodCached(DETECTOR_REPO, runpod, HubSnapshot(DETECTOR_REPO, hub, token)),
+            RunpodCached(SAM2_REPO, runpod, HubSnapshot(SAM2_REPO, hub, token)),
             device,
         ),
     )

@@ -33,6 +33,10 @@ class WorkerSettings(BaseSettings):
         Path.home() / ".cache" / "visgate-worker",
         description="Hub downloads and the demo models live here.",
     )
+    runpod_model_cache_dir: Path = Field(
+        Path("/runpod-volume/huggingface-cache/hub"),
+        description="Runpod's cached models (hub cache layout): read first, never written.",
+    )
     visgate_demo_models: bool | None = Field(
         None,
         description="1: tiny built-in models; 0: real weights; unset: decided at start-up.",

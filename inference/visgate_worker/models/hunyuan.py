@@ -80,7 +80,14 @@ class Hunyuan3DMesh(ManagedModel):
         self._pipe: Any = None
 
     def _build(self, paths: list[Path]) -> None:
-        self._pipe = self._factory(self.models_root, self.device)
+        self._pipe = self._factory(self._root_for(paths[0]), self.device)
+
+    def _root_for(self, files: Path) -> Path:
+        """`models_root`, unless the files were fetched into another root of hy3dgen's layout
+        (`<root>/tencent/Hunyuan3D-2`, e.g. the link to Runpod's model cache)."""
+        if files.parts[-2:] == tuple(HUNYUAN_REPO.split("/")):
+            return files.parents[1]
+        return self.models_root
 
     def _drop(self) -> None:
         self._pipe = None
