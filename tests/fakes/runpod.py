@@ -1,6 +1,9 @@
 """A Runpod that speaks its real wire protocols on 127.0.0.1: GraphQL over HTTP (executed by
 graphql-core against `runpod_schema.graphql`, so a misspelled field fails as on Runpod, at
-HTTP 200 with `errors`) and the serverless endpoint API under `/v2/{endpoint_id}/...`.
+HTTP 200 with `errors`), the REST API v2 under `/rest/v2/...` (`rest_url`; every request and
+answer validated against Runpod's OpenAPI document: runpod_rest.py, runpod_contract.py) and
+the serverless endpoint API under `/v2/{endpoint_id}/...`. GraphQL and REST share one
+account: both see the same templates and endpoints, by id and by name.
 
 It behaves like Runpod where our code could get it wrong: template names are unique;
 `saveEndpoint` with an id REPLACES every field (omitted ones reset to defaults); an endpoint
@@ -12,12 +15,17 @@ key is taken only from `Authorization: Bearer` (`?api_key=` in the URL is a 400)
 Knobs on `.state` (thread-safe; the server runs on its own thread): `api_keys`,
 `worker_quota`, `pools_without_capacity` (workers stay `throttled`, jobs stay IN_QUEUE),
 `latency_s`, `fail_next(n, status, retry_after=, surface=, field=)` (429/5xx bursts),
-`refuse_next(message, n, field=)` (a GraphQL error at HTTP 200, e.g. "try again later"),
-`lose_answer_next(field, n)` (runs the mutation, then answers 502), `set_workers(...)`,
+`refuse_next(message, n, field=)` (a GraphQL error at HTTP 200, e.g. "try again later";
+on REST a 400 problem), `lose_answer_next(field, n)` (runs the mutation, then answers 502);
+a fault's `field` is a GraphQL root field or a REST operationId ("createEndpoint"), its
+`surface` "graphql", "rest", "serverless" or "any" (runpod_knobs.py); `set_workers(...)`,
+REST only: `gpu_availability` (pool -> NONE|LOW|MEDIUM|HIGH), `worker_log_lines` (endpoint
+id -> lines of its workers' log stream); `contract_violations` (answers that broke the
+OpenAPI document: each also a 500),
 `job_handler` (sync or async; default echoes the input), `on_endpoint_created` (sync or
 async, called with the endpoint's view when a worker would start: at creation with
 `workersMin >= 1`, else on the first queued job, as on Runpod). Reads: `calls` (each with `path`: path and query
-as sent), `calls_of(field)`,
+as sent), `calls_of(field)` (a REST call's operation and field are its operationId),
 `creations(kind)`, `endpoint(name_or_id)`, `template(...)`, `endpoint_env(...)`.
 
 Use `run_fake_runpod()` for a loopback server, or `FakeRunpod().app` with
@@ -50,8 +58,10 @@ from graphql import (
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from tests.fakes.runpod_knobs import Fault
+from tests.fakes.runpod_rest import build_rest_app
 from tests.fakes.runpod_state import (
     API_KEY,
     QUOTA_MESSAGE,
@@ -59,7 +69,6 @@ from tests.fakes.runpod_state import (
     Call,
     FakeJob,
     FakeRunpodState,
-    Fault,
     Resolvers,
     new_id,
 )
@@ -278,6 +287,7 @@ def build_app(state: FakeRunpodState) -> Starlette:
             Route(
                 "/v2/{endpoint_id}/{action:str}/{job_id}", serverless_route, methods=["GET", "POST"]
             ),
+            Mount("/rest", app=build_rest_app(state)),
         ]
     )
 
@@ -301,6 +311,11 @@ class RunningFakeRunpod:
     @property
     def api_base(self) -> str:
         return f"{self.url}/v2"
+
+    @property
+    def rest_url(self) -> str:
+        """Base URL of the REST API v2 (tests/fakes/runpod_rest.py)."""
+        return f"{self.url}/rest/v2"
 
 
 @contextlib.contextmanager

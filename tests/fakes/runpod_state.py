@@ -26,6 +26,8 @@ from graphql import (
     build_schema,
 )
 
+from tests.fakes.runpod_knobs import FaultKnobs
+
 SCHEMA = build_schema(Path(__file__).with_name("runpod_schema.graphql").read_text())
 API_KEY = "rp_fake_4f1c2b9e8d7a6c5b"
 POOLS = {
@@ -84,16 +86,6 @@ class Call:
 
 
 @dataclass
-class Fault:
-    status: int
-    surface: str
-    field: str | None
-    retry_after: str | None
-    after_commit: bool = False
-    message: str | None = None  # a GraphQL error answer at HTTP 200 instead of `status`
-
-
-@dataclass
 class FakeJob:
     id: str
     endpoint_id: str
@@ -119,9 +111,10 @@ class FakeJob:
         return body
 
 
-class FakeRunpodState:
+class FakeRunpodState(FaultKnobs):
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        self._init_knobs()
         self.api_keys: set[str] = {API_KEY}
         self.worker_quota = 5
         self.pools_without_capacity: set[str] = set()
@@ -134,7 +127,6 @@ class FakeRunpodState:
         self.jobs: dict[str, FakeJob] = {}
         self._calls: list[Call] = []
         self._created: list[tuple[str, str, str]] = []
-        self._faults: list[Fault] = []
         self._workers: dict[str, dict[str, int]] = {}
         self._release_lag: dict[str, int] = {}
         self._worker_started: set[str] = set()  # endpoints whose worker start-up ran
@@ -148,36 +140,6 @@ class FakeRunpodState:
             self.lock = lock
 
     # --- knobs -----------------------------------------------------------------------
-
-    def fail_next(
-        self,
-        n: int = 1,
-        status: int = 500,
-        *,
-        retry_after: float | str | None = None,
-        surface: str = "any",
-        field: str | None = None,
-    ) -> None:
-        """Answer the next `n` matching requests with `status`, doing nothing."""
-        with self.lock:
-            ra = None if retry_after is None else str(retry_after)
-            self._faults += [Fault(status, surface, field, ra) for _ in range(n)]
-
-    def clear_faults(self) -> None:
-        """Drop the faults not yet served: Runpod works again."""
-        with self.lock:
-            self._faults.clear()
-
-    def lose_answer_next(self, field: str, n: int = 1, status: int = 502) -> None:
-        """Run the next `n` GraphQL calls of `field`, then answer `status`: a lost answer."""
-        with self.lock:
-            self._faults += [Fault(status, "graphql", field, None, True) for _ in range(n)]
-
-    def refuse_next(self, message: str, n: int = 1, *, field: str | None = None) -> None:
-        """Answer the next `n` GraphQL calls (of `field`) with `errors: [{message}]` at
-        HTTP 200, doing nothing: e.g. Runpod's "Something went wrong. Please try again"."""
-        with self.lock:
-            self._faults += [Fault(200, "graphql", field, None, message=message) for _ in range(n)]
 
     def set_workers(self, name_or_id: str, **counts: int) -> None:
         with self.lock:
@@ -217,8 +179,8 @@ class FakeRunpodState:
     def endpoint_env(self, name_or_id: str) -> dict[str, str]:
         """The env a worker of this endpoint would get (from its template)."""
         with self.lock:
-            template = self.templates[self._endpoint_row(name_or_id)["templateId"]]
-            return {e["key"]: e["value"] for e in template["env"]}
+            view = self._endpoint_view(self._endpoint_row(name_or_id))
+            return {e["key"]: e["value"] for e in view["env"]}
 
     # --- internals -------------------------------------------------------------------
 
@@ -235,7 +197,11 @@ class FakeRunpodState:
         return row
 
     def _endpoint_view(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A REST-created endpoint carries `snapshot`: its template's container settings as
+        they were at create (later template edits do not reach it)."""
         template = self.templates.get(row["templateId"])
+        if template is not None and "snapshot" in row:
+            template = {**template, **row["snapshot"]}
         return {
             **row,
             "template": dict(template) if template else None,
@@ -247,17 +213,6 @@ class FakeRunpodState:
             row = self.endpoints.get(endpoint_id)
             pools = set((row or {}).get("gpuIds", "").split(","))
             return row is not None and bool(pools - self.pools_without_capacity)
-
-    def take_fault(self, surface: str, fields: tuple[str, ...], after: bool) -> Fault | None:
-        with self.lock:
-            for fault in self._faults:
-                if fault.after_commit != after or fault.surface not in ("any", surface):
-                    continue
-                if fault.field is not None and fault.field not in fields:
-                    continue
-                self._faults.remove(fault)
-                return fault
-        return None
 
     def record(self, call: Call) -> None:
         with self.lock:

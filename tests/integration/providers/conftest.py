@@ -19,10 +19,12 @@ def fake_server() -> Iterator[RunningFakeRunpod]:
 
 
 @pytest.fixture
-def fake(fake_server: RunningFakeRunpod) -> RunningFakeRunpod:
-    """The shared server with a fresh, empty account."""
+def fake(fake_server: RunningFakeRunpod) -> Iterator[RunningFakeRunpod]:
+    """The shared server with a fresh, empty account. After the test, no answer of its REST
+    API may have broken Runpod's OpenAPI document (state.contract_violations)."""
     fake_server.state.reset()
-    return fake_server
+    yield fake_server
+    assert fake_server.state.contract_violations == []
 
 
 @pytest.fixture
