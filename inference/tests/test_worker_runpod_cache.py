@@ -131,7 +131,7 @@ def test_model_in_runpod_cache_loads_from_its_snapshot_without_download(
     assert callback_receiver.received[0].body["message"] == (
         f"loading {TINY_REPO} from Runpod's model cache (no download)"
     )
-    assert loaded.model_set.text_to_image.fetch() == [snapshot]
+    assert loaded.model_set.text_to_image.fetch() == [snapshot.resolve()]
     assert any(e["event"] == "model_from_runpod_cache" for e in logs)
     out = handler.handle_job({"id": "img", "input": {"prompt": "a cat", "width": 64}})
     assert out["image"] and not downloads
@@ -188,9 +188,9 @@ def test_3d_bundle_components_load_from_runpod_cache(
         f"IDEA-Research/grounding-dino-tiny+facebook/sam2.1-hiera-large {note}",
     ]
     assert len(loaded.models_loaded) == 4 and not downloads
-    assert models.text_to_image.fetch() == [sdxl]
-    assert built["partcrafter"] == partcrafter
-    assert models.segmenter.fetch() == [detector, sam]  # type: ignore[union-attr]
+    assert models.text_to_image.fetch() == [sdxl.resolve()]
+    assert built["partcrafter"] == partcrafter.resolve()
+    assert models.segmenter.fetch() == [detector.resolve(), sam.resolve()]  # type: ignore[union-attr]
     # hy3dgen finds `$HY3DGEN_MODELS/tencent/Hunyuan3D-2/<subfolder>`: a link to the snapshot,
     # made under MODEL_CACHE_DIR
     repo = built["hy3dgen_root"] / HUNYUAN_REPO
@@ -274,7 +274,10 @@ def test_snapshot_without_refs_main_is_used_only_when_it_is_the_only_one(
     runpod_cache: Path,
 ) -> None:
     only = lay_out(runpod_cache, TINY_REPO, {"model_index.json": b"{}"}, ref=False)
-    assert find_snapshot(TINY_REPO, runpod_cache) == only
+    assert find_snapshot(TINY_REPO, runpod_cache) == only.resolve()
+    link = runpod_cache.parent / "hub-link"  # a root reached through a symlink works too
+    link.symlink_to(runpod_cache, target_is_directory=True)
+    assert find_snapshot(TINY_REPO, link) == only.resolve()
     lay_out(runpod_cache, TINY_REPO, {"model_index.json": b"{ }"}, commit="f" * 40, ref=False)
     with capture_logs() as logs:
         assert find_snapshot(TINY_REPO, runpod_cache) is None

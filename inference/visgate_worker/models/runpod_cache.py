@@ -29,12 +29,13 @@ FROM_CACHE = "from Runpod's model cache (no download)"
 def find_snapshot(repo_id: str, root: Path) -> Path | None:
     """The snapshot folder of `repo_id`'s main revision in Runpod's cache at `root`, or None when
     the repo is not there (silently) or its entry cannot be used (logged with the reason)."""
-    repo_dir = root / repo_folder_name(repo_id=repo_id, repo_type="model")
+    # resolved as the scan resolves it: /runpod-volume may well be a link
+    repo_dir = root.resolve() / repo_folder_name(repo_id=repo_id, repo_type="model")
     if not repo_dir.is_dir():
         return None
     try:
         info = scan_cache_dir(root)
-    except (CorruptedCacheException, OSError) as exc:
+    except (CorruptedCacheException, OSError, ValueError) as exc:
         return _unusable(repo_id, repo_dir, f"the cache cannot be read: {exc}")
     repo = next((r for r in info.repos if r.repo_path == repo_dir), None)
     if repo is None:  # the scan rejected this entry: its warning says why
