@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from http import HTTPStatus
 from typing import Any
 
 from tests.fakes.runpod_state import POOLS, QUOTA_MESSAGE, FakeRunpodState, new_id
@@ -59,25 +60,12 @@ WORKER_STATUS = {
 class Problem(Exception):
     """An answer in RFC 9457 problem+json, as Runpod's v2 errors are."""
 
-    TITLES = {
-        400: "Bad Request",
-        401: "Unauthorized",
-        404: "Not Found",
-        405: "Method Not Allowed",
-        409: "Conflict",
-        422: "Unprocessable Entity",
-        429: "Too Many Requests",
-        500: "Internal Server Error",
-        501: "Not Implemented",
-        502: "Bad Gateway",
-    }
-
     def __init__(self, status: int, detail: str, errors: list[str] | None = None) -> None:
         super().__init__(detail)
         self.status, self.detail, self.errors = status, detail, errors
 
     def body(self) -> dict[str, Any]:
-        title = self.TITLES.get(self.status, "Error")
+        title = HTTPStatus(self.status).phrase  # "Unprocessable Entity", as Runpod words it
         body: dict[str, Any] = {"title": title, "status": self.status, "detail": self.detail}
         if self.errors:
             body["errors"] = self.errors
