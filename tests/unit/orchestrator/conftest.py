@@ -22,7 +22,7 @@ from visgate.hub import HubValidator
 from visgate.orchestrator.callbacks import apply_worker_callback
 from visgate.orchestrator.reconciler import Reconciler
 from visgate.providers.base import EndpointRef, EndpointSpec, GpuProvider, endpoint_name
-from visgate.providers.runpod import RunpodProvider
+from visgate.providers.runpod import RunpodProvider, RunpodRestProvider
 from visgate.registry.catalogue import default_catalogue
 from visgate.services import Services, build_services
 from visgate.settings import load_settings
@@ -195,9 +195,12 @@ async def make_plane(
 
     async def make(*, store: DeploymentStore | None = None, **env: Any) -> Plane:
         settings = plane_settings(tmp_path, runpod, hub_server, **env)
-        provider = RunpodProvider(
-            runpod.graphql_url, runpod.api_base, timeout=5.0, retry_attempts=2, max_retry_wait=0.02
-        )
+        fast = {"timeout": 5.0, "retry_attempts": 2, "max_retry_wait": 0.02}
+        provider: GpuProvider
+        if str(env.get("RUNPOD_API", "graphql")) == "rest":
+            provider = RunpodRestProvider(runpod.rest_url, runpod.api_base, **fast)
+        else:
+            provider = RunpodProvider(runpod.graphql_url, runpod.api_base, **fast)
         hub = HubValidator(hub_server.url, max_retry_wait=0.02, timeout_s=2.0)
         services = build_services(
             settings,
