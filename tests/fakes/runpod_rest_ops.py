@@ -28,7 +28,13 @@ import time
 from http import HTTPStatus
 from typing import Any
 
-from tests.fakes.runpod_state import POOLS, QUOTA_MESSAGE, FakeRunpodState, new_id
+from tests.fakes.runpod_state import (
+    ENDPOINT_DEFAULTS,
+    POOLS,
+    QUOTA_MESSAGE,
+    FakeRunpodState,
+    new_id,
+)
 
 # GPU types of the REST catalogue: (id, name, memory GB, pool, serverless $/h per GPU).
 CATALOG: list[tuple[str, str, int, str | None, float]] = [
@@ -315,15 +321,8 @@ def create_endpoint(s: FakeRunpodState, body: dict[str, Any]) -> dict[str, Any]:
     if "cpu" in body:
         raise Problem(501, "the fake Runpod serves GPU endpoints only")
     row: dict[str, Any] = {
-        "gpuCount": 1,
-        "idleTimeout": 10,
-        "locations": None,
-        "networkVolumeId": None,
-        "scalerType": "QUEUE_DELAY",
-        "scalerValue": 4,
-        "workersMin": 0,
-        "workersMax": 3,
-        "flashBootType": "OFF",
+        **ENDPOINT_DEFAULTS,
+        "idleTimeout": 10,  # v2's schema default; GraphQL's is 5
         "executionTimeoutMs": 0,  # no `timeout`: reads back 0, as reported of Runpod
         "type": "LB" if body["type"] == "LOAD_BALANCER" else "QB",
         "id": new_id(14),

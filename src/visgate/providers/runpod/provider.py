@@ -23,6 +23,7 @@ from visgate.providers.base import (
     WorkerLogLine,
 )
 from visgate.providers.runpod import operations as ops
+from visgate.providers.runpod.backend import RunpodBackend
 from visgate.providers.runpod.graphql_api import RunpodGraphQL
 from visgate.providers.runpod.messages import is_duplicate_name, is_in_use, is_not_found
 from visgate.providers.runpod.payloads import (
@@ -35,27 +36,16 @@ from visgate.providers.runpod.payloads import (
     spec_template_input,
     template_matches,
 )
-from visgate.providers.runpod.retry import RetryPolicy, Transient
-from visgate.providers.runpod.serverless import ServerlessAPI, ServerlessJobs
+from visgate.providers.runpod.retry import Transient
 
 log = get_logger(__name__)
 
 
-class RunpodProvider(ServerlessJobs):
-    def __init__(
-        self,
-        graphql_url: str,
-        api_base: str,
-        *,
-        timeout: float = 30.0,
-        retry_attempts: int = 4,
-        max_retry_wait: float = 20.0,
-    ) -> None:
-        self.policy = RetryPolicy(
-            attempts=retry_attempts, max_wait=max_retry_wait, base_wait=min(0.5, max_retry_wait)
-        )
-        self.graphql = RunpodGraphQL(graphql_url, timeout=timeout, policy=self.policy)
-        self.serverless = ServerlessAPI(api_base, timeout=timeout, policy=self.policy)
+class RunpodProvider(RunpodBackend):
+    def __init__(self, graphql_url: str, api_base: str, **options: Any) -> None:
+        """`options`: `timeout`, `retry_attempts`, `max_retry_wait` (see RunpodBackend)."""
+        super().__init__(api_base, **options)
+        self.graphql = RunpodGraphQL(graphql_url, timeout=self.timeout, policy=self.policy)
 
     # --- lookups ---------------------------------------------------------------------
 
@@ -77,25 +67,6 @@ class RunpodProvider(ServerlessJobs):
         )
 
     # --- GpuProvider -----------------------------------------------------------------
-
-    async def ensure_endpoint(
-        self, spec: EndpointSpec, *, api_key: str, fresh: bool = False
-    ) -> EndpointRef:
-        if not spec.gpu_pools:
-            raise RunpodInsufficientGPUError(f"no GPU pool was chosen for {spec.name}")
-        tries = 0
-
-        async def once() -> EndpointRef:
-            nonlocal tries
-            # A fresh first try creates straight away: 2 GraphQL calls instead of 4. Were
-            # the template there after all, Runpod refuses its name and we look up below.
-            look = not fresh or tries > 0
-            tries += 1
-            template_id = await self._ensure_template(spec, api_key, look=look)
-            return await self._ensure_endpoint_row(spec, template_id, api_key, look=look)
-
-        # Each repeat looks up by name again, so repeating after a lost answer is safe.
-        return await self.policy.run(once, what="ensure_endpoint")
 
     async def _ensure_template(self, spec: EndpointSpec, api_key: str, *, look: bool) -> str:
         found = named(await self._templates(api_key, retry=False), spec.name) if look else []

@@ -26,6 +26,7 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 from visgate.domain.errors import RunpodAPIError, RunpodAuthError, RunpodInsufficientGPUError
 from visgate.providers.runpod.messages import is_quota, scrub
 from visgate.providers.runpod.retry import RetryPolicy, Transient
+from visgate.providers.runpod.serverless import PooledHttp
 from visgate.retry_after import parse_retry_after
 
 
@@ -51,30 +52,12 @@ def rate_limit_wait(headers: httpx.Headers) -> float | None:
     return max(waits) if waits else None
 
 
-class RunpodRest:
-    """One pooled httpx client for every key: the key travels per request."""
-
+class RunpodRest(PooledHttp):
     def __init__(
         self, base_url: str, *, timeout: float = 30.0, policy: RetryPolicy | None = None
     ) -> None:
+        super().__init__(timeout=timeout, policy=policy)
         self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.policy = policy or RetryPolicy()
-        self._http: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._http is None or self._loop is not loop:
-            # A new event loop (another asyncio.run) cannot reuse the old pool's sockets.
-            self._http, self._loop = httpx.AsyncClient(timeout=self.timeout), loop
-        return self._http
-
-    async def aclose(self) -> None:
-        http, loop = self._http, self._loop
-        self._http, self._loop = None, None
-        if http is not None and loop is asyncio.get_running_loop():
-            await http.aclose()
 
     async def call(
         self,
@@ -147,21 +130,14 @@ class RunpodRest:
         body: dict[str, Any] | None,
         params: dict[str, str] | None,
     ) -> Any:
-        try:
-            response = await self._client().request(
-                method,
-                f"{self.base_url}{path}",
-                json=body,
-                params=params,
-                headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
-            )
-        except httpx.TimeoutException:
-            raise Transient(f"Runpod did not answer {what} in time") from None
-        except httpx.TransportError as exc:
-            raise Transient(
-                f"Runpod unreachable for {what} ({type(exc).__name__})",
-                not_sent=isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout),
-            ) from None
+        response = await self._send(
+            what,
+            method,
+            f"{self.base_url}{path}",
+            json=body,
+            params=params,
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+        )
         return _answer(response, what, api_key)
 
 

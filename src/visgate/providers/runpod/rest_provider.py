@@ -25,12 +25,12 @@ from visgate.providers.base import (
     WorkerLogLine,
 )
 from visgate.providers.runpod import rest_payloads as body
+from visgate.providers.runpod.backend import RunpodBackend
 from visgate.providers.runpod.messages import is_duplicate_name, is_in_use
 from visgate.providers.runpod.payloads import named
 from visgate.providers.runpod.rest_api import RestNotFound, RunpodRest, items, require
 from visgate.providers.runpod.rest_bootstrap import list_gpu_types_rest
-from visgate.providers.runpod.retry import RetryPolicy, Transient
-from visgate.providers.runpod.serverless import ServerlessAPI, ServerlessJobs
+from visgate.providers.runpod.retry import Transient
 from visgate.providers.worker_logs import bounded
 
 log = get_logger(__name__)
@@ -38,21 +38,11 @@ log = get_logger(__name__)
 MAX_WORKERS_READ = 5  # each worker is one log stream to open: bound the route's latency
 
 
-class RunpodRestProvider(ServerlessJobs):
-    def __init__(
-        self,
-        rest_url: str,
-        api_base: str,
-        *,
-        timeout: float = 30.0,
-        retry_attempts: int = 4,
-        max_retry_wait: float = 20.0,
-    ) -> None:
-        self.policy = RetryPolicy(
-            attempts=retry_attempts, max_wait=max_retry_wait, base_wait=min(0.5, max_retry_wait)
-        )
-        self.rest = RunpodRest(rest_url, timeout=timeout, policy=self.policy)
-        self.serverless = ServerlessAPI(api_base, timeout=timeout, policy=self.policy)
+class RunpodRestProvider(RunpodBackend):
+    def __init__(self, rest_url: str, api_base: str, **options: Any) -> None:
+        """`options`: `timeout`, `retry_attempts`, `max_retry_wait` (see RunpodBackend)."""
+        super().__init__(api_base, **options)
+        self.rest = RunpodRest(rest_url, timeout=self.timeout, policy=self.policy)
 
     # --- lookups ---------------------------------------------------------------------
 
@@ -74,22 +64,6 @@ class RunpodRestProvider(ServerlessJobs):
         )
 
     # --- GpuProvider -----------------------------------------------------------------
-
-    async def ensure_endpoint(
-        self, spec: EndpointSpec, *, api_key: str, fresh: bool = False
-    ) -> EndpointRef:
-        if not spec.gpu_pools:
-            raise RunpodInsufficientGPUError(f"no GPU pool was chosen for {spec.name}")
-        tries = 0
-
-        async def once() -> EndpointRef:
-            nonlocal tries
-            look = not fresh or tries > 0  # a fresh first try creates straight away
-            tries += 1
-            template_id = await self._ensure_template(spec, api_key, look=look)
-            return await self._ensure_endpoint_row(spec, template_id, api_key, look=look)
-
-        return await self.policy.run(once, what="ensure_endpoint")
 
     async def _ensure_template(self, spec: EndpointSpec, api_key: str, *, look: bool) -> str:
         found = named(await self._templates(api_key, retry=False), spec.name) if look else []

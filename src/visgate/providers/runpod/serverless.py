@@ -20,22 +20,21 @@ from visgate.domain.errors import (
     RunpodAuthError,
     ValidationError,
 )
-from visgate.providers.base import EndpointHealth, WorkerCounts
 from visgate.providers.runpod.messages import scrub
 from visgate.providers.runpod.retry import RetryPolicy, Transient
 from visgate.retry_after import parse_retry_after
-
-_WORKER_STATES = ("idle", "initializing", "ready", "running", "throttled", "unhealthy")
 
 # /runsync holds the request open while the job runs (Runpod waits up to ~90 s).
 RUNSYNC_EXTRA_READ_S = 95.0
 
 
-class ServerlessAPI:
-    def __init__(
-        self, api_base: str, *, timeout: float = 30.0, policy: RetryPolicy | None = None
-    ) -> None:
-        self.api_base = api_base.rstrip("/")
+class PooledHttp:
+    """One pooled httpx client for every key (the key travels per request), made anew for
+    a new event loop: another `asyncio.run` cannot reuse the old pool's sockets."""
+
+    label = "Runpod"  # who failed to answer, in error messages
+
+    def __init__(self, *, timeout: float = 30.0, policy: RetryPolicy | None = None) -> None:
         self.timeout = timeout
         self.policy = policy or RetryPolicy()
         self._http: httpx.AsyncClient | None = None
@@ -44,9 +43,38 @@ class ServerlessAPI:
     def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if self._http is None or self._loop is not loop:
-            # A new event loop (another asyncio.run) cannot reuse the old pool's sockets.
             self._http, self._loop = httpx.AsyncClient(timeout=self.timeout), loop
         return self._http
+
+    async def _send(self, what: str, method: str, url: str, **options: Any) -> httpx.Response:
+        """One request. A timeout or transport failure is `Transient`, marked `not_sent`
+        when the connection never opened (then even a create may be repeated)."""
+        try:
+            return await self._client().request(method, url, **options)
+        except httpx.TimeoutException:
+            raise Transient(f"{self.label} did not answer {what} in time") from None
+        except httpx.TransportError as exc:
+            raise Transient(
+                f"{self.label} unreachable for {what} ({type(exc).__name__})",
+                not_sent=isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout),
+            ) from None
+
+    async def aclose(self) -> None:
+        http, loop = self._http, self._loop
+        self._http, self._loop = None, None
+        # Sockets of a loop that has ended cannot be closed from another: leave them.
+        if http is not None and loop is asyncio.get_running_loop():
+            await http.aclose()
+
+
+class ServerlessAPI(PooledHttp):
+    label = "Runpod endpoint API"
+
+    def __init__(
+        self, api_base: str, *, timeout: float = 30.0, policy: RetryPolicy | None = None
+    ) -> None:
+        super().__init__(timeout=timeout, policy=policy)
+        self.api_base = api_base.rstrip("/")
 
     def endpoint_url(self, endpoint_id: str) -> str:
         return f"{self.api_base}/{endpoint_id}"
@@ -75,12 +103,6 @@ class ServerlessAPI:
     async def cancel(self, endpoint_id: str, job_id: str, *, api_key: str) -> dict[str, Any]:
         return await self._call("POST", endpoint_id, f"/cancel/{job_id}", api_key=api_key)
 
-    async def aclose(self) -> None:
-        http, loop = self._http, self._loop
-        self._http, self._loop = None, None
-        if http is not None and loop is asyncio.get_running_loop():
-            await http.aclose()
-
     async def _call(
         self,
         method: str,
@@ -95,21 +117,14 @@ class ServerlessAPI:
         what = f"{method} /{path.split('/')[1]}"  # the route, without the job id
 
         async def once() -> dict[str, Any]:
-            try:
-                response = await self._client().request(
-                    method,
-                    f"{self.endpoint_url(endpoint_id)}{path}",
-                    json=body,
-                    headers={"Authorization": f"Bearer {api_key}"},
-                    timeout=request_timeout or self.timeout,
-                )
-            except httpx.TimeoutException:
-                raise Transient(f"Runpod endpoint API did not answer {what} in time") from None
-            except httpx.TransportError as exc:
-                raise Transient(
-                    f"Runpod endpoint API unreachable for {what} ({type(exc).__name__})",
-                    not_sent=isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout),
-                ) from None
+            response = await self._send(
+                what,
+                method,
+                f"{self.endpoint_url(endpoint_id)}{path}",
+                json=body,
+                headers={"Authorization": f"Bearer {api_key}"},
+                timeout=request_timeout or self.timeout,
+            )
             return _answer(response, what, endpoint_id, api_key)
 
         return await self.policy.run(once, what=what, repeatable=repeatable)
@@ -153,32 +168,3 @@ def _detail(response: httpx.Response) -> str:
             if data.get(key):
                 return str(data[key])[:200]
     return str(data)[:200]
-
-
-class ServerlessJobs:
-    """The job half of `GpuProvider` (health, run, status, cancel): the same endpoint API
-    whichever Runpod API (GraphQL or REST v2) made the endpoint."""
-
-    serverless: ServerlessAPI
-
-    async def endpoint_health(self, endpoint_id: str, *, api_key: str) -> EndpointHealth:
-        body = await self.serverless.health(endpoint_id, api_key=api_key)
-        workers = body.get("workers") or {}
-        counts = WorkerCounts(**{s: int(workers.get(s) or 0) for s in _WORKER_STATES})
-        jobs = {str(k): int(v) for k, v in (body.get("jobs") or {}).items() if _is_int(v)}
-        return EndpointHealth(workers=counts, jobs=jobs)
-
-    async def submit_job(
-        self, endpoint_id: str, body: dict[str, Any], *, api_key: str, sync: bool = False
-    ) -> dict[str, Any]:
-        return await self.serverless.submit(endpoint_id, body, api_key=api_key, sync=sync)
-
-    async def job_status(self, endpoint_id: str, job_id: str, *, api_key: str) -> dict[str, Any]:
-        return await self.serverless.status(endpoint_id, job_id, api_key=api_key)
-
-    async def cancel_job(self, endpoint_id: str, job_id: str, *, api_key: str) -> dict[str, Any]:
-        return await self.serverless.cancel(endpoint_id, job_id, api_key=api_key)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
