@@ -1,4 +1,4 @@
-"""Status callbacks to the control plane (`VISGATE_WEBHOOK`, DESIGN.md §3).
+"""Status callbacks to the control plane (`VISGATE_WEBHOOK`, README, "The worker callback").
 
 The control plane treats callbacks as idempotent, so a retried POST is safe. Network errors,
 5xx, 408 and 429 are retried with exponential backoff; any other 4xx is final (a wrong token or

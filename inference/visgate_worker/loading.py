@@ -1,5 +1,5 @@
 """Start-up: pick the model set, fetch and load the primary models, optionally the fallbacks,
-and tell the control plane how it went (DESIGN.md §3). Usable without the runpod SDK."""
+and tell the control plane how it went (README, "The worker callback"). Usable without the runpod SDK."""
 
 from __future__ import annotations
 

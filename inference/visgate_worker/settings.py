@@ -1,4 +1,4 @@
-"""The worker's environment, parsed once: env names are part of the contract (DESIGN.md §3)."""
+"""The worker's environment, parsed once: env names are part of the contract (README, "The worker callback")."""
 
 from __future__ import annotations
 

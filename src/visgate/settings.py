@@ -1,6 +1,6 @@
 """Every setting of the control plane, read once from the environment.
 
-The env names are part of the contract (DESIGN.md §4). Bad values stop start-up with a
+The env names are part of the contract (README, "Configuration"). Bad values stop start-up with a
 message naming the variable; the README's configuration table is generated from this class.
 """
 

@@ -1,4 +1,4 @@
-"""Start and reset the real Firestore emulator that ships with the machine image (DESIGN.md §6)."""
+"""Start and reset the real Firestore emulator that ships with the machine image (README, "Tests and benchmarks")."""
 
 from __future__ import annotations
 

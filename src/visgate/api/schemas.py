@@ -119,7 +119,7 @@ class JobRequest(BaseModel):
 
 
 class WorkerCallback(BaseModel):
-    """What the worker image POSTs to `VISGATE_WEBHOOK` (DESIGN.md §3)."""
+    """What the worker image POSTs to `VISGATE_WEBHOOK` (README, "The worker callback")."""
 
     model_config = ConfigDict(extra="ignore")
 

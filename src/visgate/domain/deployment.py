@@ -184,7 +184,7 @@ class Deployment(BaseModel):
         return True
 
     def public(self) -> dict[str, Any]:
-        """The GET shape (DESIGN.md §2). Never includes secret refs, leases or tenant."""
+        """The GET shape (README, "API"). Never includes secret refs, leases or tenant."""
         return {
             "deployment_id": self.id,
             "status": self.status.value,

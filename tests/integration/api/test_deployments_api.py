@@ -1,4 +1,4 @@
-"""The /v1/deployments contract as a client sees it (DESIGN.md §2)."""
+"""The /v1/deployments contract as a client sees it (README, "API")."""
 
 from __future__ import annotations
 

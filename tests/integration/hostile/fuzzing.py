@@ -94,7 +94,7 @@ def fuzz_target(tmp_path: Path) -> Iterator[FuzzTarget]:
 
 
 def envelope_problem(response: Any) -> str | None:
-    """Why a 4xx answer is not the one error envelope (DESIGN.md §2), or None."""
+    """Why a 4xx answer is not the one error envelope (README, "API"), or None."""
     try:
         body = json.loads(response.content)
     except ValueError:

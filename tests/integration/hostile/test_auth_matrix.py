@@ -1,6 +1,6 @@
 """Every /v1 route, SSE and jobs included, against every kind of bad credential.
 
-DESIGN.md §2: a missing, malformed, wrong or revoked key answers 401 (with
+README, "API": a missing, malformed, wrong or revoked key answers 401 (with
 `WWW-Authenticate: Bearer`); another tenant's key answers 404 for a deployment it does not
 own, exactly as for a missing one, so ids do not leak across tenants.
 """

@@ -1,4 +1,4 @@
-"""Forged worker callbacks (`POST /internal/deployment-ready/{id}`, DESIGN.md §3) never move a
+"""Forged worker callbacks (`POST /internal/deployment-ready/{id}`, README, "The worker callback") never move a
 deployment: a missing, wrong or borrowed token answers 401, an unknown id 404, and a valid
 `ready` replayed after a delete is a no-op. Every check reads the record back through the
 public API, which is what the user would see.
