@@ -183,6 +183,12 @@ class Settings(BaseSettings):
         validation_alias="VISGATE_LEASE_SECONDS",
         description="How long a reconciler holds a record before another may take it.",
     )
+    delivery_lease_seconds: float = Field(
+        60.0,
+        gt=1,
+        validation_alias="VISGATE_DELIVERY_LEASE_SECONDS",
+        description="How long a webhook delivery is held before another instance may send it (keep it above the 15 s send timeout, or a slow receiver may get a repeat).",
+    )
     poll_interval_seconds: float = Field(
         1.0,
         gt=0,

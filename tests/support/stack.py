@@ -262,6 +262,8 @@ def stack_env(
         "VISGATE_POLL_INTERVAL": "0.2",
         "VISGATE_HEALTH_POLL_SECONDS": "0.3",
         "VISGATE_LEASE_SECONDS": "3",
+        # A killed instance's deliveries come back within the e2e tests' waits (not 60 s).
+        "VISGATE_DELIVERY_LEASE_SECONDS": "20",
         "VISGATE_SWEEP_INTERVAL": "3600",
         "RATE_LIMIT_PER_MINUTE": "100000",
         "LOG_LEVEL": "info",

@@ -37,7 +37,7 @@ class DeliveryWorker:
         self.services = services
         self.owner = owner
         self.concurrency = concurrency
-        self.lease_seconds = 60.0
+        self.lease_seconds = services.settings.delivery_lease_seconds
         self._client = new_delivery_client()
         self.secret_ttl_s = SECRET_TTL_S
         self._clock = time.monotonic

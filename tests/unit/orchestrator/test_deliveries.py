@@ -149,3 +149,26 @@ async def test_deleted_signing_secret_is_noticed_once_the_cache_expires(
     await _pass(worker)
     assert (await plane.store.get(second.id)).status is Status.webhook_failed
     assert len(receiver.deliveries) == 1
+
+
+async def test_a_delivery_held_by_a_dead_instance_is_sent_once_its_lease_runs_out(
+    make_plane: Any,
+) -> None:
+    plane: Plane = await make_plane(VISGATE_DELIVERY_LEASE_SECONDS=2)
+    issued = await issue_key(plane.services, "team")
+    with webhook_receiver() as receiver:
+        await _ready(plane, issued, receiver)
+        # An instance claims the delivery, as its loop does, and dies before sending it.
+        dead = DeliveryWorker(plane.services, owner="dead-instance")
+        claimed = await plane.store.claim_due_deliveries(dead.owner, 1, dead.lease_seconds)
+        assert len(claimed) == 1
+        await dead.aclose()
+        survivor = DeliveryWorker(plane.services, owner="survivor")
+        try:
+            await _pass(survivor)
+            assert receiver.deliveries == []  # still leased by the dead one
+            await asyncio.sleep(2.2)
+            await _pass(survivor)
+            assert [json.loads(d.body)["type"] for d in receiver.deliveries] == ["deployment.ready"]
+        finally:
+            await survivor.aclose()
