@@ -136,16 +136,15 @@ def _stock_note(fitting: list[GpuPool]) -> str | None:
     empty = [p for p in fitting if p.availability == NO_STOCK]
     if not empty:
         return None
-    named = ", ".join(f"{p.id} ({p.availability})" for p in empty)
+
+    def listed(pools: list[GpuPool]) -> str:
+        return ", ".join(f"{p.id} ({p.availability})" for p in pools)
+
     if len(empty) == len(fitting):
-        return f"no stock on Runpod in any pool that fits, kept cheapest first: {named}"
+        return f"no stock on Runpod in any pool that fits, kept cheapest first: {listed(empty)}"
     last_stocked = max(i for i, p in enumerate(fitting) if p.availability != NO_STOCK)
     moved = [p for p in empty if fitting.index(p) < last_stocked]
-    if not moved:
-        return None
-    return "put last for lack of stock on Runpod: " + ", ".join(
-        f"{p.id} ({p.availability})" for p in moved
-    )
+    return f"put last for lack of stock on Runpod: {listed(moved)}" if moved else None
 
 
 def selection(

@@ -35,9 +35,11 @@ class LogSource(StrEnum):
 
 
 async def _known_secrets(services: Services, dep: Deployment, api_key: str) -> list[str]:
+    """`api_key` is the deployment's own Runpod key when it has one (already read)."""
     found = [api_key, services.callback_token(dep.id)]
     for name in dep.secret_refs:
-        found.append(await secret(services, dep, name) or "")
+        if name != "runpod_api_key":
+            found.append(await secret(services, dep, name) or "")
     settings = services.settings
     for value in (settings.runpod_api_key, settings.internal_webhook_secret):
         found.append(value.get_secret_value() if value is not None else "")

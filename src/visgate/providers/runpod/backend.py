@@ -6,9 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from visgate.domain.errors import RunpodInsufficientGPUError
+from visgate.logging import get_logger
 from visgate.providers.base import EndpointHealth, EndpointRef, EndpointSpec, WorkerCounts
+from visgate.providers.runpod.payloads import named
 from visgate.providers.runpod.retry import RetryPolicy
 from visgate.providers.runpod.serverless import ServerlessAPI
+
+log = get_logger(__name__)
 
 _WORKER_STATES = ("idle", "initializing", "ready", "running", "throttled", "unhealthy")
 
@@ -32,6 +36,12 @@ class RunpodBackend:
         )
         self.serverless = ServerlessAPI(api_base, timeout=timeout, policy=self.policy)
 
+    async def _templates(self, api_key: str, *, retry: bool = True) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def _endpoints(self, api_key: str, *, retry: bool = True) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
     async def _ensure_template(self, spec: EndpointSpec, api_key: str, *, look: bool) -> str:
         raise NotImplementedError
 
@@ -39,6 +49,21 @@ class RunpodBackend:
         self, spec: EndpointSpec, template_id: str, api_key: str, *, look: bool
     ) -> EndpointRef:
         raise NotImplementedError
+
+    async def _existing_templates(
+        self, name: str, api_key: str, *, look: bool
+    ) -> list[dict[str, Any]]:
+        """The templates called `name` (none looked up when `look` is False: a fresh try)."""
+        return named(await self._templates(api_key, retry=False), name) if look else []
+
+    async def _existing_endpoints(
+        self, name: str, api_key: str, *, look: bool
+    ) -> list[dict[str, Any]]:
+        """The endpoints called `name`, oldest first; more than one is worth a warning."""
+        found = named(await self._endpoints(api_key, retry=False), name) if look else []
+        if len(found) > 1:
+            log.warning("runpod_duplicate_endpoints", name=name, count=len(found))
+        return found
 
     async def ensure_endpoint(
         self, spec: EndpointSpec, *, api_key: str, fresh: bool = False

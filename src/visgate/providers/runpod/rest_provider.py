@@ -66,7 +66,7 @@ class RunpodRestProvider(RunpodBackend):
     # --- GpuProvider -----------------------------------------------------------------
 
     async def _ensure_template(self, spec: EndpointSpec, api_key: str, *, look: bool) -> str:
-        found = named(await self._templates(api_key, retry=False), spec.name) if look else []
+        found = await self._existing_templates(spec.name, api_key, look=look)
         if found and body.template_matches(found[0], spec):
             return str(found[0]["id"])
         if found:
@@ -96,9 +96,7 @@ class RunpodRestProvider(RunpodBackend):
     async def _ensure_endpoint_row(
         self, spec: EndpointSpec, template_id: str, api_key: str, *, look: bool
     ) -> EndpointRef:
-        found = named(await self._endpoints(api_key, retry=False), spec.name) if look else []
-        if len(found) > 1:
-            log.warning("runpod_duplicate_endpoints", name=spec.name, count=len(found))
+        found = await self._existing_endpoints(spec.name, api_key, look=look)
         current = next((e for e in found if body.endpoint_matches(e, spec)), None)
         if current is not None:
             return self._ref(current, template_id)
