@@ -20,8 +20,9 @@ on REST a 400 problem), `lose_answer_next(field, n)` (runs the mutation, then an
 a fault's `field` is a GraphQL root field or a REST operationId ("createEndpoint"), its
 `surface` "graphql", "rest", "serverless" or "any" (runpod_knobs.py); `set_workers(...)`,
 REST only: `gpu_availability` (pool -> NONE|LOW|MEDIUM|HIGH), `worker_log_lines` (endpoint
-id -> lines of its workers' log stream); `contract_violations` (answers that broke the
-OpenAPI document: each also a 500),
+id -> lines of its workers' log stream), `billed` (endpoint id or name -> USD billed, read
+by `GET /v2/billing/serverless`; kept after a delete); `contract_violations` (answers that
+broke the OpenAPI document: each also a 500),
 `job_handler` (sync or async; default echoes the input), `on_endpoint_created` (sync or
 async, called with the endpoint's view when a worker would start: at creation with
 `workersMin >= 1`, else on the first queued job, as on Runpod). Reads: `calls` (each with `path`: path and query

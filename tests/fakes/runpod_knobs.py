@@ -54,6 +54,9 @@ class FaultKnobs:
         self.gpu_availability: dict[str, str] = {}
         # endpoint id -> log lines its workers' SSE log route serves (every worker the same).
         self.worker_log_lines: dict[str, list[str]] = {}
+        # endpoint id or name -> USD Runpod has billed for it (`GET /v2/billing/serverless`);
+        # kept after the endpoint is deleted, as Runpod's billing history is.
+        self.billed: dict[str, float] = {}
         # answers of the REST fake that broke Runpod's OpenAPI document (each also a 500).
         self.contract_violations: list[str] = []
 

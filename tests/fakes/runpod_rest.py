@@ -11,8 +11,9 @@ problem+json `{title, status, detail, errors}`. Every answer then goes through
 `state.contract_violations` and the answer becomes a 500 carrying it.
 
 Served: templates (create, list, get, delete), serverless endpoints (create, list, get,
-PATCH, delete, workers, a worker's logs as Server-Sent Events) and the GPU catalogue; any
-other documented operation is a 501, an undocumented path a 404, a documented path with
+PATCH, delete, workers, a worker's logs as Server-Sent Events), the GPU catalogue and the
+serverless and public-endpoint billing history (the `billed` knob); any other documented
+operation is a 501, an undocumented path a 404, a documented path with
 an undocumented method a 405.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -143,6 +145,95 @@ def _gpu_catalog(s: FakeRunpodState, q: dict[str, str], query: list[tuple[str, s
     return {"gpus": gpus}
 
 
+BILLING_SPLIT = {"gpuAmount": 0.85, "cpuAmount": 0.0, "diskAmount": 0.05, "feeAmount": 0.10}
+
+
+def _bucket_start(at: datetime, size: str) -> datetime:
+    """The start of the `size` bucket `at` falls in (weeks start on Monday)."""
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    match size:
+        case "hour":
+            return at.replace(minute=0, second=0, microsecond=0)
+        case "week":
+            return day - timedelta(days=day.weekday())
+        case "month":
+            return day.replace(day=1)
+        case "year":
+            return day.replace(month=1, day=1)
+    return day
+
+
+def _bucket_step(start: datetime, size: str, n: int = 1) -> datetime:
+    """`start` moved `n` buckets on (back where n < 0)."""
+    if size in ("hour", "day", "week"):
+        return start + n * timedelta(**{f"{size}s": 1})
+    months = start.year * 12 + start.month - 1 + n * (12 if size == "year" else 1)
+    return start.replace(year=months // 12, month=months % 12 + 1)
+
+
+def _instant(text: str, name: str) -> datetime:
+    """An RFC 3339 date-time (with its offset) in UTC, else a 400 as on Runpod."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise Problem(400, f"{name} must be an RFC 3339 date-time: {text!r}")
+    return at.astimezone(UTC)
+
+
+def _stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _window(q: dict[str, str], size: str, now: datetime) -> tuple[datetime, datetime]:
+    """The resolved [start, end) as documented: `lastN` buckets ending with the current one,
+    else `startTime` (default 30 days ago) snapped down and `endTime` (default now) up."""
+    current = _bucket_start(now, size)
+    if "lastN" in q:
+        if int(q["lastN"]) > 10_000:
+            raise Problem(400, "lastN reaches too far back")
+        return _bucket_step(current, size, 1 - int(q["lastN"])), _bucket_step(current, size)
+    given = {k: _instant(q[k], k) for k in ("startTime", "endTime") if k in q}
+    start = _bucket_start(given.get("startTime", now - timedelta(days=30)), size)
+    end = given.get("endTime", now)
+    end_bucket = _bucket_start(end, size)
+    return start, end_bucket if end_bucket == end else _bucket_step(end_bucket, size)
+
+
+def _billing(s: FakeRunpodState, q: dict[str, str], per_endpoint: bool) -> dict[str, Any]:
+    """`billed` (endpoint id or name -> USD) as one record per endpoint in the current
+    bucket, when the resolved window holds it; public endpoints (`per_endpoint` False) bill
+    nothing. A name resolves to the id of the endpoint created under it, deleted or not."""
+    if "lastN" in q and ({"startTime", "endTime"} & set(q)):
+        raise Problem(400, "lastN is mutually exclusive with startTime/endTime")
+    size, now = q.get("bucketSize", "day"), datetime.now(UTC)
+    start, end = _window(q, size, now)
+    bucket = _bucket_start(now, size)
+    ids = {name: rid for kind, rid, name in s._created if kind == "endpoint"}
+    billed = s.billed if per_endpoint and start <= bucket < end else {}
+    spent: dict[str, float] = {}
+    for key, amount in billed.items():
+        endpoint_id = ids.get(key, key)
+        if q.get("serverlessId") in (None, endpoint_id):
+            spent[endpoint_id] = spent.get(endpoint_id, 0.0) + float(amount)
+    span = {"startTime": _stamp(bucket), "endTime": _stamp(_bucket_step(bucket, size))}
+    records = [
+        {**span, "serverlessId": rid, "totalAmount": round(usd, 6)}
+        | {k: round(usd * share, 6) for k, share in BILLING_SPLIT.items()}
+        for rid, usd in spent.items()
+    ]
+    query = {"startTime": _stamp(start), "endTime": _stamp(end), "bucketSize": size}
+    totals = {k: round(sum(r[k] for r in records), 6) for k in ("totalAmount", *BILLING_SPLIT)}
+    if not per_endpoint:
+        meta = {"query": query, "recordCount": 0, "totals": {"totalAmount": 0.0}}
+        return {"records": [], "metadata": meta}
+    if "serverlessId" in q:
+        query["serverlessId"] = q["serverlessId"]
+    meta = {"query": query, "recordCount": len(records), "totals": totals}
+    return {"records": records, "metadata": {**meta, "uniqueServerlessCount": len(spent)}}
+
+
 def _handle(s: FakeRunpodState, op_id: str, p: dict, q: dict, query: list, body: Any, base: str):
     """Run one operation under the state's lock: (status, JSON body or SSE text or None)."""
     match op_id:
@@ -170,6 +261,10 @@ def _handle(s: FakeRunpodState, op_id: str, p: dict, q: dict, query: list, body:
             return 200, _log_stream(s, p["id"], p["workerId"], q, q.get("since", ""))
         case "listGpuTypes":
             return 200, _gpu_catalog(s, q, query)
+        case "listServerlessBilling":
+            return 200, _billing(s, q, per_endpoint=True)
+        case "listEndpointBilling":
+            return 200, _billing(s, q, per_endpoint=False)
     raise Problem(501, f"{op_id} is not served by the fake Runpod")
 
 

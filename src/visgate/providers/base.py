@@ -9,6 +9,8 @@ Rules every backend keeps (a new backend can be written from these docstrings al
   `RunpodInsufficientGPUError` (quota / no pools left), `RunpodUnavailableError`
   (429, 5xx, timeouts, after the backend's own retries: the caller retries later),
   `RunpodAPIError` (anything else the provider refused). Keys never appear in messages.
+- `endpoint_spend` answers None, never 0, when it has no billed figure: a caller can then
+  tell "nothing billed" from "unknown" and estimate instead.
 """
 
 from __future__ import annotations
@@ -147,6 +149,12 @@ class GpuProvider(Protocol):
     ) -> list[WorkerLogLine]:
         """The last `lines` lines of the endpoint's workers, oldest first, bounded in size.
         Raises `WorkerLogsUnavailableError` where the backend has no way to read them."""
+        ...
+
+    async def endpoint_spend(self, endpoint_id: str, *, api_key: str, since: float) -> float | None:
+        """USD Runpod has billed for this serverless endpoint since `since` (epoch seconds),
+        or None where the backend cannot read billing (GraphQL, local) or the account has no
+        billing record for the endpoint yet (billing lags usage)."""
         ...
 
     async def submit_job(

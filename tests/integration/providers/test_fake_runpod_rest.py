@@ -5,6 +5,7 @@ GraphQL, and every answer fits the document (the `fake` fixture asserts no viola
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ import pytest
 
 from tests.fakes import runpod_rest_ops
 from tests.fakes.runpod import API_KEY, QUOTA_MESSAGE, RunningFakeRunpod
-from tests.fakes.runpod_contract import document, match
+from tests.fakes.runpod_contract import check_response, document, match
 
 PROBLEM = "application/problem+json"
 SCALING = {"type": "QUEUE_DELAY", "queueDelay": 4}
@@ -194,6 +195,70 @@ def test_fault_knobs_reach_rest(rest: httpx.Client, fake: RunningFakeRunpod) -> 
     fake.state.refuse_next("try again later", field="createTemplate")
     refused = rest.post("/templates", json={"name": "t", "image": "i"})
     assert refused.status_code == 400 and refused.json()["detail"] == "try again later"
+
+
+def _billing(rest: httpx.Client, path: str, **params: str) -> dict[str, Any]:
+    """A billing answer, checked against the document here too (the fixture checks after)."""
+    answer = rest.get(path, params=params)
+    assert answer.status_code == 200, answer.text
+    op = match("GET", f"/v2{path}")
+    assert op is not None
+    assert check_response(op, 200, answer.headers["content-type"], answer.json()) == []
+    return answer.json()
+
+
+def test_billing_serves_the_billed_knob_in_the_documented_shape(
+    rest: httpx.Client, fake: RunningFakeRunpod
+) -> None:
+    workers = {"min": 0, "max": 1}
+    one, two = (
+        _endpoint(rest, "ep-billed", workers=workers),
+        _endpoint(rest, "ep-other", workers=workers),
+    )
+    fake.state.billed["ep-billed"] = 2.0  # by name: resolved to the endpoint's id
+    fake.state.billed[two["id"]] = 0.5
+    rest.delete(f"/serverless/{one['id']}")  # billing history outlives the endpoint
+    answer = _billing(rest, "/billing/serverless", serverlessId=one["id"])
+    [record] = answer["records"]
+    assert record["serverlessId"] == one["id"] and record["totalAmount"] == 2.0
+    assert (record["gpuAmount"], record["diskAmount"], record["feeAmount"]) == (1.7, 0.1, 0.2)
+    today = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00Z")
+    assert record["startTime"] == today
+    meta = answer["metadata"]
+    assert meta["totals"]["totalAmount"] == 2.0 and meta["recordCount"] == 1
+    op = match("GET", "/v2/billing/serverless")
+    broken = {**answer, "records": [{k: v for k, v in record.items() if k != "feeAmount"}]}
+    assert op is not None and check_response(op, 200, "application/json", broken)  # has teeth
+    assert meta["query"]["serverlessId"] == one["id"] and meta["query"]["bucketSize"] == "day"
+
+    everything = _billing(rest, "/billing/serverless", bucketSize="day", lastN="2")
+    assert everything["metadata"]["totals"]["totalAmount"] == 2.5
+    assert everything["metadata"]["uniqueServerlessCount"] == 2
+    assert everything["metadata"]["query"]["endTime"] > today  # the current day included
+
+    window = {"startTime": "2024-12-01T00:00:00Z", "endTime": "2025-01-01T00:00:00Z"}
+    past = _billing(rest, "/billing/serverless", **window)
+    assert past["records"] == [] and past["metadata"]["totals"]["totalAmount"] == 0
+    public = _billing(rest, "/billing/endpoints")
+    assert public["records"] == [] and public["metadata"]["totals"] == {"totalAmount": 0}
+
+
+def test_billing_refuses_what_the_document_refuses(
+    rest: httpx.Client, fake: RunningFakeRunpod
+) -> None:
+    both = rest.get(
+        "/billing/serverless", params={"lastN": "3", "startTime": "2026-01-01T00:00:00Z"}
+    )
+    assert both.status_code == 400 and both.headers["content-type"].startswith(PROBLEM)
+    assert "mutually exclusive" in both.json()["detail"]
+    assert rest.get("/billing/serverless", params={"lastN": "0"}).status_code == 422
+    assert rest.get("/billing/serverless", params={"bucketSize": "fortnight"}).status_code == 422
+    fake.state.fail_next(1, 503, surface="rest", field="listServerlessBilling")
+    assert rest.get("/billing/serverless").status_code == 503
+    assert fake.state.calls_of("listServerlessBilling")
+    fake.state.billed["e1"] = 1.0
+    fake.state.reset()
+    assert fake.state.billed == {}
 
 
 def test_catalog_workers_and_logs(rest: httpx.Client, fake: RunningFakeRunpod) -> None:

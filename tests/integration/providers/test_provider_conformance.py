@@ -5,9 +5,11 @@ at one of its operations (`Backend.op`)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -264,3 +266,49 @@ async def test_an_endpoint_made_by_one_api_is_found_and_torn_down_by_the_other(
     finally:
         await graphql.aclose()
         await rest.aclose()
+
+
+@pytest.mark.parametrize("billed_as", ["name", "id"])
+async def test_spend_is_the_billed_figure_where_the_api_has_billing(
+    make: Callable[..., GpuProvider],
+    fake: RunningFakeRunpod,
+    backend: Backend,
+    api_key: str,
+    billed_as: str,
+) -> None:
+    """Every backend answers None or USD >= 0; REST v2 reads Runpod's billing for the
+    endpoint (None until a record exists), GraphQL has no billing query and says None."""
+    spec = make_spec()
+    provider = make()
+    ref = await provider.ensure_endpoint(spec, api_key=api_key, fresh=True)
+    since = time.time() - 60
+    assert await provider.endpoint_spend(ref.endpoint_id, api_key=api_key, since=since) is None
+    fake.state.billed[spec.name if billed_as == "name" else ref.endpoint_id] = 1.25
+    fake.state.billed["visgate-someone-else"] = 9.0
+    spend = await provider.endpoint_spend(ref.endpoint_id, api_key=api_key, since=since)
+    assert spend is None or (isinstance(spend, float) and spend >= 0)
+    assert spend == (1.25 if backend is REST else None)
+    await provider.teardown(spec.name, api_key=api_key)  # billing outlives the endpoint
+    after = await provider.endpoint_spend(ref.endpoint_id, api_key=api_key, since=since)
+    assert after == spend
+
+
+async def test_billing_errors_map_like_every_rest_call(
+    fake: RunningFakeRunpod, api_key: str
+) -> None:
+    """A bad key is permanent; a 503 burst is retried, then handed back as unavailable."""
+    provider = RunpodRestProvider(fake.rest_url, fake.api_base, max_retry_wait=0.02)
+    try:
+        with pytest.raises(RunpodAuthError):
+            await provider.endpoint_spend("e1", api_key="rp_wrong_key", since=time.time())
+        fake.state.fail_next(10, 503, surface="rest", field="listServerlessBilling")
+        since = time.time()
+        with pytest.raises(RunpodUnavailableError):
+            await provider.endpoint_spend("e1", api_key=api_key, since=since)
+        tries = fake.state.calls_of("listServerlessBilling")
+        assert len(tries) == 1 + provider.policy.attempts  # the 401 once, the 503 retried
+        asked = dict(parse_qsl(urlsplit(tries[-1].path).query))
+        day = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(since))  # snapped to the day
+        assert asked == {"serverlessId": "e1", "startTime": day, "bucketSize": "day"}
+    finally:
+        await provider.aclose()

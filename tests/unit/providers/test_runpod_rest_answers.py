@@ -90,3 +90,37 @@ def test_rate_limit_wait_reads_retry_after_first_then_the_exhausted_windows() ->
     assert rate_limit_wait(httpx.Headers({"RateLimit": both})) == 1812
     assert rate_limit_wait(httpx.Headers({"RateLimit": '"minute";r=3;t=12'})) is None
     assert rate_limit_wait(httpx.Headers({})) is None
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"records": []},  # no metadata
+        {"records": {}, "metadata": {"totals": {"totalAmount": 1.0}}},
+        {"records": [{}], "metadata": {"totals": {}}},
+        {"records": [{}], "metadata": {"totals": {"totalAmount": "1.25"}}},
+        {"records": [{}], "metadata": ["totals"]},
+    ],
+)
+@respx.mock
+async def test_a_billing_answer_without_records_and_a_total_is_a_typed_error(
+    answer: dict,
+) -> None:
+    respx.get(f"{REST}/billing/serverless").respond(200, json=answer)
+    with pytest.raises(RunpodBadAnswerError, match="billing/serverless"):
+        await provider().endpoint_spend("e1", api_key=KEY, since=0)
+
+
+@respx.mock
+async def test_billing_without_records_is_no_figure_and_with_some_is_the_total() -> None:
+    totals = {"totalAmount": 0, "gpuAmount": 0, "cpuAmount": 0, "diskAmount": 0, "feeAmount": 0}
+    route = respx.get(f"{REST}/billing/serverless")
+    route.respond(200, json={"records": [], "metadata": {"totals": totals}})
+    assert await provider().endpoint_spend("e1", api_key=KEY, since=86_400 * 1.5) is None
+    assert dict(route.calls.last.request.url.params) == {
+        "serverlessId": "e1",
+        "startTime": "1970-01-02T00:00:00Z",
+        "bucketSize": "day",
+    }
+    route.respond(200, json={"records": [{}], "metadata": {"totals": {"totalAmount": 3}}})
+    assert await provider().endpoint_spend("e1", api_key=KEY, since=0) == 3.0

@@ -297,6 +297,10 @@ class LocalProvider:
     async def gpu_types(self, *, api_key: str) -> list[GpuType]:
         return [GpuType(id="LOCAL_CPU", display_name="local process (CPU)", memory_gb=0.0)]
 
+    async def endpoint_spend(self, endpoint_id: str, *, api_key: str, since: float) -> float | None:
+        """A local worker process costs nothing: no provider bills it, so there is no figure."""
+        return None
+
     async def worker_logs(
         self, endpoint_id: str, *, api_key: str, lines: int
     ) -> list[WorkerLogLine]:

@@ -209,6 +209,10 @@ class RunpodProvider(RunpodBackend):
             "Runpod's GraphQL API has no call for workers' logs: set RUNPOD_API=rest"
         )
 
+    async def endpoint_spend(self, endpoint_id: str, *, api_key: str, since: float) -> float | None:
+        """Runpod's GraphQL API documents no billing query: there is no billed figure to read."""
+        return None
+
     async def aclose(self) -> None:
         await self.graphql.aclose()
         await self.serverless.aclose()

@@ -13,6 +13,7 @@ deleted, so teardown deletes endpoints first and retries the template while Runp
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from visgate.domain.errors import RunpodAPIError, RunpodInsufficientGPUError
@@ -28,7 +29,13 @@ from visgate.providers.runpod import rest_payloads as body
 from visgate.providers.runpod.backend import RunpodBackend
 from visgate.providers.runpod.messages import is_duplicate_name, is_in_use
 from visgate.providers.runpod.payloads import named
-from visgate.providers.runpod.rest_api import RestNotFound, RunpodRest, items, require
+from visgate.providers.runpod.rest_api import (
+    RestNotFound,
+    RunpodBadAnswerError,
+    RunpodRest,
+    items,
+    require,
+)
 from visgate.providers.runpod.rest_bootstrap import list_gpu_types_rest
 from visgate.providers.runpod.retry import Transient
 from visgate.providers.worker_logs import bounded
@@ -216,6 +223,31 @@ class RunpodRestProvider(RunpodBackend):
         out.sort(key=lambda entry: entry.ts or "")
         return bounded(out, lines)
 
+    async def endpoint_spend(self, endpoint_id: str, *, api_key: str, since: float) -> float | None:
+        """`GET /v2/billing/serverless` for this endpoint in daily buckets from the UTC day
+        of `since`: Runpod snaps a start down to its bucket anyway, and asking with the day's
+        start says so (the endpoint did not bill before it existed). None while Runpod has
+        no record for it yet: billing lags usage."""
+        day = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%dT00:00:00Z")
+        params = {"serverlessId": endpoint_id, "startTime": day, "bucketSize": "day"}
+        what = "GET /billing/serverless"
+        data = await self.rest.call("GET", "/billing/serverless", api_key=api_key, params=params)
+        return _billed_total(require(data, what=what), what)
+
     async def aclose(self) -> None:
         await self.rest.aclose()
         await self.serverless.aclose()
+
+
+def _billed_total(data: dict[str, Any], what: str) -> float | None:
+    """`metadata.totals.totalAmount` of a billing answer, or None when it has no records."""
+    records, metadata = data.get("records"), data.get("metadata")
+    totals = metadata.get("totals") if isinstance(metadata, dict) else None
+    if not isinstance(records, list) or not isinstance(totals, dict):
+        raise RunpodBadAnswerError(f"Runpod's answer to {what} has no records and totals")
+    if not records:
+        return None
+    amount = totals.get("totalAmount")
+    if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
+        raise RunpodBadAnswerError(f"Runpod's answer to {what} has no totalAmount in USD")
+    return float(amount)
