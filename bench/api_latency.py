@@ -82,6 +82,8 @@ def main() -> None:
             Path(tmp),
             VISGATE_RECONCILER="false",
             RATE_LIMIT_PER_MINUTE="100000000",
+            TENANT_MAX_DEPLOYMENTS="100000000",
+            TENANT_MAX_WORKERS="100000000",
             HF_HUB_OFFLINE="1",
         )
         key = issue_key(env)

@@ -196,6 +196,8 @@ def main() -> None:
             "VISGATE_RECONCILER": "false",
             "PROVIDER": "local",
             "RATE_LIMIT_PER_MINUTE": "100000000",
+            "TENANT_MAX_DEPLOYMENTS": "100000000",
+            "TENANT_MAX_WORKERS": "100000000",
             "HF_HUB_OFFLINE": "1",
         }
         if args.backend == "firestore":

@@ -130,12 +130,26 @@ def keys_create(
     tenant: Annotated[
         str | None, typer.Option(help="Tenant whose records the key sees (default: the name).")
     ] = None,
+    max_deployments: Annotated[
+        int | None,
+        typer.Option(min=1, help="Active deployments allowed (default: TENANT_MAX_DEPLOYMENTS)."),
+    ] = None,
+    max_workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Summed max_workers allowed (default: TENANT_MAX_WORKERS)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Issue an API key and its webhook signing secret. Both are shown once."""
     from visgate.keys import issue_key
 
-    issued = run_async(lambda: with_services(lambda s: issue_key(s, name, tenant)))
+    issued = run_async(
+        lambda: with_services(
+            lambda s: issue_key(
+                s, name, tenant, max_deployments=max_deployments, max_workers=max_workers
+            )
+        )
+    )
     if as_json:
         print(
             json.dumps(
@@ -154,23 +168,37 @@ def keys_create(
 def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List keys (names and tenants; never the keys)."""
-    keys = run_async(lambda: with_services(lambda s: s.store.api_keys()))
-    rows = [
-        {
-            "name": k.name,
-            "tenant": k.tenant,
-            "created_at": iso(k.created_at),
-            "revoked_at": iso(k.revoked_at),
-        }
-        for k in sorted(keys, key=lambda k: k.created_at)
-    ]
+    """List keys (names, tenants and quotas; never the keys)."""
+    from visgate.keys import tenant_limits
+
+    async def read(services: Any) -> list[dict[str, Any]]:
+        keys = await services.store.api_keys()
+        return [
+            {
+                "name": k.name,
+                "tenant": k.tenant,
+                "created_at": iso(k.created_at),
+                "revoked_at": iso(k.revoked_at),
+                "max_deployments": tenant_limits(services, k).max_deployments,
+                "max_workers": tenant_limits(services, k).max_workers,
+            }
+            for k in sorted(keys, key=lambda k: k.created_at)
+        ]
+
+    rows = run_async(lambda: with_services(read))
     if as_json:
         print(json.dumps(rows))
         return
-    table = Table("name", "tenant", "created", "revoked")
+    table = Table("name", "tenant", "created", "revoked", "max deployments", "max workers")
     for row in rows:
-        table.add_row(row["name"], row["tenant"], row["created_at"], row["revoked_at"] or "")
+        table.add_row(
+            row["name"],
+            row["tenant"],
+            row["created_at"],
+            row["revoked_at"] or "",
+            str(row["max_deployments"]),
+            str(row["max_workers"]),
+        )
     console.print(table)
 
 
@@ -218,8 +246,10 @@ def main() -> None:  # pragma: no cover
 def _register_client_commands() -> None:
     from visgate.cli_client import register
     from visgate.cli_template import register as register_template
+    from visgate.cost.cli import register as register_cost
 
     register(app)
+    register_cost(app)
     register_template(app, template_app)
 
 

@@ -88,10 +88,19 @@ def deploy(
     hf_token_env: Annotated[
         str | None, typer.Option(help="Name of an env variable holding a Hugging Face token.")
     ] = None,
+    max_workers: Annotated[int | None, typer.Option(help="Worker cap (default 1).")] = None,
+    region: Annotated[
+        str | None, typer.Option(help="Data centre (EU-RO-1) or prefix (EU, US).")
+    ] = None,
+    ttl: Annotated[
+        int | None, typer.Option(help="Delete it this many seconds after it is ready.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Deploy a model; with --wait, show each phase live until it is ready."""
     body: dict[str, Any] = {"hf_model_id": model_id}
+    limits = {"max_workers": max_workers, "region": region, "ttl_seconds": ttl}
+    body |= {field: value for field, value in limits.items() if value is not None}
     if gpu_tier:
         body["gpu_tier"] = gpu_tier
     if webhook_url:

@@ -98,6 +98,10 @@ class VisgateClient:
         params = {"source": source, "lines": lines}
         return self._call("GET", f"/v1/deployments/{deployment_id}/logs", params=params)  # type: ignore[no-any-return]
 
+    def cost(self, deployment_id: str) -> dict[str, Any]:
+        """`GET /v1/deployments/{id}/cost`: price per hour now and spend so far (USD)."""
+        return self._call("GET", f"/v1/deployments/{deployment_id}/cost")  # type: ignore[no-any-return]
+
     def delete(self, deployment_id: str) -> None:
         self._call("DELETE", f"/v1/deployments/{deployment_id}")
 

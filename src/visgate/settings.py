@@ -147,6 +147,18 @@ class Settings(BaseSettings):
         validation_alias="RATE_LIMIT_PER_MINUTE",
         description="Requests per minute per API key.",
     )
+    tenant_max_deployments: int = Field(
+        10,
+        ge=1,
+        validation_alias="TENANT_MAX_DEPLOYMENTS",
+        description="Active (not deleted, not failed and cleaned up) deployments per tenant, unless its key says otherwise.",
+    )
+    tenant_max_workers: int = Field(
+        5,
+        ge=1,
+        validation_alias="TENANT_MAX_WORKERS",
+        description="Sum of `max_workers` over a tenant's active deployments, unless its key says otherwise (Runpod's own account default is 5).",
+    )
     ready_timeout_seconds: int = Field(
         900,
         ge=10,

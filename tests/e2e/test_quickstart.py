@@ -182,7 +182,8 @@ PHASE_ROW = re.compile(r"^\s*\S*\s+([a-z_]+)\s+(\d+\.\d) s\b", re.MULTILINE)
 
 def test_readme_quickstart_end_to_end(quickstart: Quickstart) -> None:
     _, commands = readme_quickstart()
-    assert [_subcommand(c) for c in commands] == ["deploy", "jobs run", "list", "logs", "delete"]
+    expected = ["deploy", "jobs run", "list", "logs", "cost", "delete"]
+    assert [_subcommand(c) for c in commands] == expected
     dep_id = ""
     for line in commands:
         step = _subcommand(line)
@@ -201,6 +202,12 @@ def test_readme_quickstart_end_to_end(quickstart: Quickstart) -> None:
         elif step == "logs":
             assert "worker ready" in done.stdout
             assert re.search(r"\d{4}-\d\d-\d\dT\S+\s+validating", done.stdout), done.stdout
+        elif step == "cost":  # the local worker priced as its pool would be on Runpod
+            line = " ".join(done.stdout.split())
+            assert re.search(
+                rf"^{dep_id}: \$\d+\.\d{{4}}/h now \(1 worker\); spent \$\d+\.\d{{4}} \(estimated\)",
+                line,
+            ), line
         elif step == "delete":
             assert re.fullmatch(rf"{dep_id}: (deleting|deleted)\n", done.stdout), done.stdout
     _check_records(quickstart, dep_id)

@@ -266,6 +266,9 @@ def stack_env(
         "VISGATE_DELIVERY_LEASE_SECONDS": "20",
         "VISGATE_SWEEP_INTERVAL": "3600",
         "RATE_LIMIT_PER_MINUTE": "100000",
+        # Tests of other features make many deployments per tenant; quota tests set theirs.
+        "TENANT_MAX_DEPLOYMENTS": "100000",
+        "TENANT_MAX_WORKERS": "100000",
         "LOG_LEVEL": "info",
         "STORE": store,
     }

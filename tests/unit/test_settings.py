@@ -10,12 +10,15 @@ from visgate.settings import SettingsError, check_serving, load_settings
 def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("STORE", "SECRETS", "PROVIDER", "RATE_LIMIT_PER_MINUTE", "WEBHOOK_RETRY_SCHEDULE"):
         monkeypatch.delenv(name, raising=False)
+    for name in ("TENANT_MAX_DEPLOYMENTS", "TENANT_MAX_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
     s = load_settings()
     assert s.store.value == "sqlite" and s.secrets.value == "local" and s.provider.value == "runpod"
     assert s.rate_limit_per_minute == 100 and s.ready_timeout_seconds == 900
     assert s.webhook_retry_schedule == [5, 300, 1800, 7200, 18000, 36000]
     assert s.runpod_graphql_url == "https://api.runpod.io/graphql"
     assert s.runpod_api_base == "https://api.runpod.ai/v2"
+    assert (s.tenant_max_deployments, s.tenant_max_workers) == (10, 5)
 
 
 @pytest.mark.parametrize(
@@ -24,6 +27,8 @@ def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
         ("STORE", "postgres", "STORE"),
         ("RATE_LIMIT_PER_MINUTE", "lots", "RATE_LIMIT_PER_MINUTE"),
         ("RATE_LIMIT_PER_MINUTE", "0", "RATE_LIMIT_PER_MINUTE"),
+        ("TENANT_MAX_DEPLOYMENTS", "0", "TENANT_MAX_DEPLOYMENTS"),
+        ("TENANT_MAX_WORKERS", "-2", "TENANT_MAX_WORKERS"),
         ("WEBHOOK_RETRY_SCHEDULE", "5,soon", "WEBHOOK_RETRY_SCHEDULE"),
         ("PUBLIC_BASE_URL", "ftp://x", "PUBLIC_BASE_URL"),
         ("PROVIDER", "aws", "PROVIDER"),

@@ -15,7 +15,7 @@ from visgate.api.deps import AUTH_FAILURES_PER_MINUTE
 from visgate.api.errors import error_response, install_error_handlers
 from visgate.api.middleware import BodyTooLarge, RequestContextMiddleware, metric_families
 from visgate.api.ratelimit import MemoryRateLimiter, StoreRateLimiter
-from visgate.api.routers import catalog, deployments, events, health, internal, jobs, logs
+from visgate.api.routers import catalog, cost, deployments, events, health, internal, jobs, logs
 from visgate.logging import configure_logging
 from visgate.services import Services, build_services
 from visgate.settings import Settings, StoreKind, check_serving, load_settings
@@ -90,6 +90,6 @@ def create_app(
             f"request body over {settings.max_body_bytes} bytes",
         )
 
-    for module in (health, deployments, logs, events, jobs, catalog, internal):
+    for module in (health, deployments, logs, cost, events, jobs, catalog, internal):
         app.include_router(module.router)
     return app

@@ -14,6 +14,10 @@ _PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
 REPO_ID = re.compile(rf"^{_PART}/{_PART}$")
 
 
+MAX_WORKERS_PER_DEPLOYMENT = 100
+MAX_TTL_SECONDS = 30 * 24 * 3600
+
+
 class CreateDeployment(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
@@ -34,6 +38,30 @@ class CreateDeployment(BaseModel):
     gpu_tier: str | None = Field(None, max_length=64, description="A GPU tier from `GET /v1/gpus`.")
     hf_token: SecretStr | None = Field(
         None, max_length=512, description="Hugging Face token for gated or private models."
+    )
+    max_workers: int = Field(
+        1,
+        ge=1,
+        le=MAX_WORKERS_PER_DEPLOYMENT,
+        strict=True,
+        description="The endpoint's worker cap (Runpod `workersMax`); at most the tenant's"
+        " worker quota, and the sum over a tenant's active deployments is capped too.",
+    )
+    region: str | None = Field(
+        None,
+        min_length=2,
+        max_length=16,
+        description="Where workers may run: a Runpod data centre (`EU-RO-1`), a country"
+        " (`US-TX`) or a continent prefix (`EU`, `US`, `CA`, `AP`, `OC`). Default: anywhere.",
+        examples=["EU"],
+    )
+    ttl_seconds: int | None = Field(
+        None,
+        ge=60,
+        le=MAX_TTL_SECONDS,
+        strict=True,
+        description="Delete the deployment this long after it became ready (or after"
+        " creation while it never does), as a DELETE would.",
     )
 
     @field_validator("hf_model_id")
@@ -84,6 +112,10 @@ class DeploymentView(BaseModel):
     endpoint_id: str | None
     endpoint_url: str | None
     webhook_url: str | None = None
+    max_workers: int = 1
+    region: str | None = None
+    expires_at: str | None = Field(None, description="When its ttl deletes it, if one was set.")
+    delete_reason: Literal["requested", "expired"] | None = None
     logs: list[LogLine]
     error: ErrorBody | None
     created_at: str | None
@@ -131,9 +163,27 @@ class WorkerCallback(BaseModel):
     message: str | None = Field(None, max_length=1000)
 
 
+class DeploymentCost(BaseModel):
+    deployment_id: str
+    currency: Literal["USD"] = "USD"
+    price_per_hour: float | None = Field(
+        description="What the workers running now cost per hour (unit price x workers);"
+        " null when the serving pool has no known price."
+    )
+    workers: int = Field(description="Workers billed now (starting, idle or busy).")
+    spend: float = Field(description="What it has cost from `since` to `until`.")
+    spend_source: Literal["estimated", "billed"]
+    since: str
+    until: str
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorEnvelope, "description": "Missing, wrong or revoked API key"},
     404: {"model": ErrorEnvelope, "description": "No such deployment for this key"},
     422: {"model": ErrorEnvelope, "description": "Invalid input"},
-    429: {"model": ErrorEnvelope, "description": "Over the per-key rate limit"},
+    429: {
+        "model": ErrorEnvelope,
+        "description": "Over the per-key rate limit (with Retry-After), or over a tenant"
+        " quota (`QuotaExceededError`, no Retry-After)",
+    },
 }

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from visgate.domain.errors import VisgateError
+from visgate.domain.meter import Meter
 from visgate.domain.status import HOLDS_RESOURCES, Status, check_transition
 
 MAX_LOGS = 200
@@ -88,6 +89,15 @@ class Deployment(BaseModel):
     warmup_job_id: str | None = None  # the one job queued so Runpod starts a worker
     worker: dict[str, Any] | None = None
 
+    # Limits the user chose: the endpoint's worker cap, where it may run, how long it lives.
+    max_workers: int = 1
+    region: str | None = None  # as asked ("EU", "EU-RO-1")
+    data_center_ids: list[str] = Field(default_factory=list)  # what `region` expands to
+    ttl_seconds: int | None = None
+    expires_at: float | None = None  # ttl after ready; after creation until it is ready
+    delete_reason: str | None = None  # "requested" (a DELETE) or "expired" (its ttl)
+    meter: Meter | None = None  # estimated spend, sampled by the reconciler
+
     user_webhook_url: str | None = None
     secret_refs: dict[str, str] = Field(default_factory=dict)
     error: ErrorInfo | None = None
@@ -121,6 +131,8 @@ class Deployment(BaseModel):
             due_at=now,
             **fields,
         )
+        if dep.ttl_seconds:
+            dep.expires_at = now + dep.ttl_seconds
         dep.history.append(StatusEvent(seq=1, status=dep.status, at=now))
         dep.log(now, f"deployment of {model_id} accepted")
         return dep
@@ -162,6 +174,8 @@ class Deployment(BaseModel):
             self.history.append(StatusEvent(seq=seq, status=status, at=now))
             if status is Status.ready:
                 self.ready_at = now
+                if self.ttl_seconds:
+                    self.expires_at = now + self.ttl_seconds
         self.log(now, message or f"status {status.value}")
 
     def fail(self, now: float, error: ErrorInfo) -> None:
@@ -175,13 +189,41 @@ class Deployment(BaseModel):
         self.pending_events.append("deployment.failed")
         self.due_at = now
 
-    def request_delete(self, now: float) -> bool:
-        """The user's DELETE: start teardown from any status; False when already on the way."""
+    def request_delete(self, now: float, *, expired: bool = False) -> bool:
+        """Start teardown from any status, for a DELETE or because the ttl ran out; False
+        when already on the way."""
         if self.status in (Status.deleting, Status.deleted):
             return False
-        self.move_to(Status.deleting, now, "delete requested")
+        self.delete_reason = "expired" if expired else "requested"
+        message = (
+            f"expired: ttl_seconds={self.ttl_seconds} ran out; deleting"
+            if expired
+            else "delete requested"
+        )
+        self.move_to(Status.deleting, now, message)
         self.due_at = now
         return True
+
+    def is_expired(self, now: float) -> bool:
+        """Its ttl ran out and nothing has started deleting it yet."""
+        if self.expires_at is None or self.status in (Status.deleting, Status.deleted):
+            return False
+        return now >= self.expires_at
+
+    def keep_expiry_due(self) -> None:
+        """A record with a ttl is due by its expiry at the latest, so a loop claims it then
+        (every step that goes idle leaves `due_at` empty or later)."""
+        if self.expires_at is None or self.status in (Status.deleting, Status.deleted):
+            return
+        self.due_at = self.expires_at if self.due_at is None else min(self.due_at, self.expires_at)
+
+    @property
+    def counts_against_quota(self) -> bool:
+        """Holds (or may still hold) a slot of its tenant's quota: everything but `deleted`
+        and a `failed` record whose cloud resources are removed."""
+        if self.status is Status.deleted:
+            return False
+        return not (self.status is Status.failed and not self.needs_teardown)
 
     def public(self) -> dict[str, Any]:
         """The GET shape (README, "API"). Never includes secret refs, leases or tenant."""
@@ -195,6 +237,10 @@ class Deployment(BaseModel):
             "endpoint_id": self.endpoint_id,
             "endpoint_url": self.endpoint_url,
             "webhook_url": self.user_webhook_url,
+            "max_workers": self.max_workers,
+            "region": self.region,
+            "expires_at": iso(self.expires_at),
+            "delete_reason": self.delete_reason,
             "logs": [entry.public() for entry in self.logs],
             "error": self.error.model_dump() if self.error else None,
             "created_at": iso(self.created_at),

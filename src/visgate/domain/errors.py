@@ -64,6 +64,13 @@ class RateLimitedError(VisgateError):
     status_code = 429
 
 
+class QuotaExceededError(VisgateError):
+    """Over a tenant quota (deployments or workers). No Retry-After: waiting does not free a
+    slot, deleting a deployment (or a higher quota) does."""
+
+    status_code = 429
+
+
 class IdempotencyConflictError(VisgateError):
     """Same Idempotency-Key with another body (422) or while the first is in flight (409)."""
 

@@ -27,6 +27,9 @@ class ApiKey(BaseModel):
     created_at: float
     revoked_at: float | None = None
     webhook_secret_ref: str | None = None
+    # Tenant quotas for requests made with this key; None: the operator's defaults.
+    max_deployments: int | None = None
+    max_workers: int | None = None
     version: int = 0
 
     @property

@@ -181,6 +181,8 @@ class Reconciler:
     async def run_step(self, dep: Deployment) -> StepResult:
         """The first half of `process`: the record's one step, its errors turned into a
         result (retry later, or fail where the status can still fail)."""
+        if dep.is_expired(time.time()):
+            return StepResult(advance=lambda d, now: d.request_delete(now, expired=True))
         step = STEPS[dep.status]
         try:
             return _succeeded(await step(self.services, dep))
@@ -220,6 +222,7 @@ class Reconciler:
                 fresh.due_at = now  # the record moved on (deleted, callback): run its new step
             if fresh.pending_events:
                 fresh.due_at = now
+            fresh.keep_expiry_due()
             fresh.lease_owner = fresh.lease_token = fresh.lease_expires_at = None
             try:
                 saved = await self.store.save(fresh, lease_token=token)
@@ -229,10 +232,21 @@ class Reconciler:
                 log.info("status_changed", new_status=saved.status.value)
             if saved.pending_events:
                 await queue_pending_events(self.services, saved)
+            if not saved.counts_against_quota:
+                await self._release_quota(saved)
             if saved.due_at is not None and saved.due_at <= time.time():
                 self.services.poke()
             return
         raise StaleWriteError("record kept changing; the step will run again")
+
+    async def _release_quota(self, dep: Deployment) -> None:
+        """Give the tenant's slot back. A failure is left to the quota's recount (the
+        next refusal checks held slots against their records), not to a retry of a step
+        whose result is written already."""
+        try:
+            await self.store.quotas.release(dep.tenant, dep.id)
+        except VisgateError as exc:
+            log.warning("quota_release_failed", error_type=exc.type, error=exc.message)
 
     async def _heartbeat(self, dep: Deployment, step_done: asyncio.Event) -> None:
         interval = self.lease_seconds / 3

@@ -22,6 +22,7 @@ from visgate.domain.errors import (
 from visgate.domain.status import Status
 from visgate.logging import get_logger
 from visgate.orchestrator.credentials import provider_key, secret
+from visgate.orchestrator.metering import sampled, serving, start_meter
 from visgate.orchestrator.results import Change, Step, StepResult, nothing, provider_of
 from visgate.orchestrator.teardown import clean_up_failed, delete
 from visgate.providers.base import (
@@ -132,6 +133,8 @@ async def endpoint_spec(services: Services, dep: Deployment, pools: list[str]) -
         image=image,
         env=env,
         gpu_pools=pools,
+        workers_max=dep.max_workers,
+        data_center_ids=tuple(dep.data_center_ids),
         registry_auth_id=settings.runpod_registry_auth_id,
     )
 
@@ -146,6 +149,7 @@ def _record_endpoint(ref: EndpointRef) -> Change:
             )
             d.log(now, f"endpoint {ref.endpoint_id} ({ref.name}) on {', '.join(ref.gpu_pools)}")
         d.needs_teardown = True
+        start_meter(d, now)
 
     return facts
 
@@ -260,13 +264,14 @@ async def await_ready(services: Services, dep: Deployment) -> StepResult:
         queued = await warm_up(services, dep.endpoint_id, key)
         return StepResult(facts=queued, advance=lambda d, at: setattr(d, "due_at", at + poll))
     health = await provider.endpoint_health(dep.endpoint_id, api_key=key)
+    metered = sampled(health.workers)
     if not health.workers.stalled:
 
         def waiting(d: Deployment, at: float) -> None:
             d.stall_checks = 0
             d.due_at = at + poll
 
-        return StepResult(advance=waiting)
+        return StepResult(advance=waiting, facts=metered)
 
     if dep.stall_checks + 1 < STALL_CHECKS_BEFORE_WIDENING:
 
@@ -276,7 +281,7 @@ async def await_ready(services: Services, dep: Deployment) -> StepResult:
                 d.log(at, f"workers throttled on {', '.join(d.gpu_pools)}: no free GPU yet")
             d.due_at = at + poll
 
-        return StepResult(advance=stalled)
+        return StepResult(advance=stalled, facts=metered)
 
     assert dep.vram_gb is not None
     wider = widen_pools(dep.gpu_pools, dep.vram_gb, dep.gpu_tier)
@@ -287,7 +292,7 @@ async def await_ready(services: Services, dep: Deployment) -> StepResult:
             d.log(at, "no capacity on any pool that fits; still waiting", level="warning")
             d.due_at = at + poll
 
-        return StepResult(advance=exhausted)
+        return StepResult(advance=exhausted, facts=metered)
     spec = await endpoint_spec(services, dep, wider)
     ref = await provider.set_gpu_pools(
         EndpointRef(
@@ -308,29 +313,28 @@ async def await_ready(services: Services, dep: Deployment) -> StepResult:
         d.log(at, f"no capacity on {old}; widened the endpoint to {', '.join(d.gpu_pools)}")
         d.due_at = at + poll
 
-    return StepResult(advance=widened)
+    return StepResult(advance=widened, facts=metered)
 
 
 # --- ready, failed, deleting -------------------------------------------------------------
 
 
 async def settle_ready(services: Services, dep: Deployment) -> StepResult:
-    """A ready deployment serves: this step never fails it, never waits for it, and never
-    touches its endpoint. Its one job is recording the endpoint's id when the worker's
-    `ready` was written before the create step's result (which then found the record moved
-    on, or was lost with its process). Until Runpod lists the endpoint the step retries
-    with backoff; `ready` cannot fail, so the retries never end it."""
+    """A ready deployment serves: this step never fails it and never touches its endpoint.
+    It records the endpoint's id when the worker's `ready` was written before the create
+    step's result (which then found the record moved on, or was lost with its process);
+    until Runpod lists the endpoint the step retries with backoff, and `ready` cannot fail,
+    so the retries never end it. With the id known it is the periodic meter sample
+    (`serving`)."""
     if dep.endpoint_id:
-        return StepResult(advance=lambda d, at: setattr(d, "due_at", None))
+        return await serving(services, dep)
     name = endpoint_name(dep.id)
     found = await provider_of(services).find_endpoint(
         name, api_key=await provider_key(services, dep)
     )
     if found is None:
         raise RunpodUnavailableError(f"endpoint {name} is not listed by the provider yet")
-    return StepResult(
-        facts=_record_endpoint(found), advance=lambda d, at: setattr(d, "due_at", None)
-    )
+    return StepResult(facts=_record_endpoint(found), advance=lambda d, at: setattr(d, "due_at", at))
 
 
 async def idle(services: Services, dep: Deployment) -> StepResult:
@@ -346,6 +350,6 @@ STEPS: dict[Status, Step] = {
     Status.ready: settle_ready,
     Status.failed: clean_up_failed,
     Status.deleting: delete,
-    Status.webhook_failed: idle,
+    Status.webhook_failed: serving,
     Status.deleted: idle,
 }

@@ -12,6 +12,7 @@ from visgate.domain.errors import SecretNotFoundError
 from visgate.domain.status import Status
 from visgate.logging import get_logger
 from visgate.orchestrator.credentials import provider_key
+from visgate.orchestrator.metering import stop_meter
 from visgate.orchestrator.results import StepResult, provider_of
 from visgate.providers.base import endpoint_name
 from visgate.services import Services
@@ -71,6 +72,7 @@ async def clean_up_failed(services: Services, dep: Deployment) -> StepResult:
 
     def done(d: Deployment, at: float) -> None:
         d.needs_teardown = False
+        stop_meter(d, at)
         d.due_at = at  # next pass: the secrets
         d.log(at, "cloud resources removed")
 
@@ -82,6 +84,7 @@ async def delete(services: Services, dep: Deployment) -> StepResult:
 
     def done(d: Deployment, at: float) -> None:
         d.needs_teardown = False
+        stop_meter(d, at)
         d.move_to(Status.deleted, at, "endpoint, template and secrets removed")
         d.pending_events.append("deployment.deleted")
         d.due_at = None

@@ -38,6 +38,8 @@ class EndpointSpec:
     # A Runpod container registry credential id, for a worker image in a private registry;
     # sent as the template's `containerRegistryAuthId` only when set.
     registry_auth_id: str | None = None
+    # Data centres workers may run in (Runpod ids such as `EU-RO-1`); empty: anywhere.
+    data_center_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

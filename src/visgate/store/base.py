@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 LEASE_FIELDS = ("lease_owner", "lease_token", "lease_expires_at")
+DEPLOYMENTS = "deployments"  # the kind of deployment records
 
 
 @runtime_checkable
@@ -67,6 +68,22 @@ class DocumentBackend(Protocol):
     async def increment(self, kind: str, doc_id: str, *, now: float, expires_at: float) -> int:
         """Add one to a counter and return its new value. Once `expires_at` has passed, the
         next call (carrying the next window's `expires_at`) starts again at 1."""
+        ...
+
+    async def add_within(
+        self,
+        kind: str,
+        doc_id: str,
+        *,
+        deltas: dict[str, int],
+        limits: dict[str, int],
+        base: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """Add `deltas` to integer fields of one document in one atomic step, only if every
+        field named in `limits` stays at or below its limit; a result below 0 is stored as 0.
+        A missing document starts as `base` with the fields at 0. Returns the document as
+        written (its version bumped), or None when a limit would be passed (nothing is
+        written). A quota check that two racing callers can never both pass."""
         ...
 
     async def count_by_status(self, kind: str) -> dict[str, int]: ...

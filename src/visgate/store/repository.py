@@ -27,9 +27,9 @@ from visgate.domain.errors import (
 )
 from visgate.domain.records import ApiKey, IdempotencyRecord, WebhookDelivery
 from visgate.domain.status import Status, check_transition
-from visgate.store.base import DocumentBackend
+from visgate.store.base import DEPLOYMENTS, DocumentBackend
+from visgate.store.quotas import TenantQuotas
 
-DEPLOYMENTS = "deployments"
 API_KEYS = "api_keys"
 IDEMPOTENCY = "idempotency_keys"
 RATE_LIMITS = "rate_limits"
@@ -75,6 +75,7 @@ class DeploymentStore:
     def __init__(self, backend: DocumentBackend, *, clock: Callable[[], float] = time.time) -> None:
         self.backend = backend
         self.clock = clock
+        self.quotas = TenantQuotas(backend, clock=clock)
 
     # --- deployments -------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import sqlite3
 from collections.abc import Callable
@@ -55,6 +56,7 @@ CREATE INDEX IF NOT EXISTS ix_documents_due ON documents (kind, due_at) WHERE du
 _INDEXED = ("tenant", "status", "sort_key", "due_at", "expires_at")
 _QUERYABLE = {"tenant", "status"}
 _COLUMNS = "id, body, version, due_at, lease_owner, lease_token, lease_expires_at"
+_FIELD = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 
 
 def _row_to_doc(row: sqlite3.Row) -> dict[str, Any]:
@@ -274,6 +276,46 @@ class SqliteBackend:
                 (kind, doc_id, expires_at, now, now),
             ).fetchone()
             return int(row["version"])
+
+        return await self._run(op)
+
+    async def add_within(
+        self,
+        kind: str,
+        doc_id: str,
+        *,
+        deltas: dict[str, int],
+        limits: dict[str, int],
+        base: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """One `UPDATE ... WHERE <every sum within its limit> RETURNING` on the JSON body,
+        atomic under SQLite's write lock (the insert of a missing document first)."""
+        for name in (*deltas, *limits):
+            if not _FIELD.fullmatch(name):
+                raise ValueError(f"not a field name: {name!r}")
+        start = {**base, **{name: 0 for name in deltas}, "id": doc_id}
+
+        def value(name: str) -> str:
+            return f"COALESCE(json_extract(body, '$.{name}'), 0)"
+
+        sets = ", ".join(f"'$.{n}', MAX(0, {value(n)} + ?)" for n in deltas)
+        checks = "".join(f" AND {value(n)} + ? <= ?" for n in limits)
+        params: list[Any] = [*deltas.values(), kind, doc_id]
+        for name, limit in limits.items():
+            params += [deltas.get(name, 0), limit]
+
+        def op(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            conn.execute(
+                "INSERT INTO documents (kind, id, tenant, version, body)"
+                " VALUES (?, ?, ?, 0, ?) ON CONFLICT (kind, id) DO NOTHING",
+                (kind, doc_id, start.get("tenant"), _body(start)),
+            )
+            row = conn.execute(
+                f"UPDATE documents SET body = json_set(body, {sets}), version = version + 1"
+                f" WHERE kind = ? AND id = ?{checks} RETURNING {_COLUMNS}",
+                params,
+            ).fetchone()
+            return _row_to_doc(row) if row else None
 
         return await self._run(op)
 

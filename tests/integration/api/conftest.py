@@ -36,6 +36,9 @@ def api_settings(tmp_path: Path, **env: Any) -> Any:
         "VISGATE_DB_PATH": str(tmp_path / "visgate.db"),
         "WEBHOOK_ALLOW_PRIVATE_URLS": True,
         "VISGATE_SECRET_KEY": None,
+        # Tests of other features make many deployments per tenant; quota tests set theirs.
+        "TENANT_MAX_DEPLOYMENTS": 100_000,
+        "TENANT_MAX_WORKERS": 100_000,
         **env,
     }
     return load_settings(**values)

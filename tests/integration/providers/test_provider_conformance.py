@@ -268,6 +268,19 @@ async def test_an_endpoint_made_by_one_api_is_found_and_torn_down_by_the_other(
         await rest.aclose()
 
 
+async def test_data_centres_reach_the_endpoint_and_survive_widening(
+    make: Callable[..., GpuProvider], fake: RunningFakeRunpod, api_key: str
+) -> None:
+    spec = make_spec(data_center_ids=("EU-RO-1", "EU-SE-1"), gpu_pools=["ADA_24"])
+    provider = make()
+    ref = await provider.ensure_endpoint(spec, api_key=api_key, fresh=True)
+    assert fake.state.endpoint(spec.name)["locations"] == "EU-RO-1,EU-SE-1"
+    await provider.set_gpu_pools(
+        ref, replace(spec, gpu_pools=["ADA_24", "AMPERE_48"]), api_key=api_key
+    )
+    assert fake.state.endpoint(spec.name)["locations"] == "EU-RO-1,EU-SE-1"
+
+
 @pytest.mark.parametrize("billed_as", ["name", "id"])
 async def test_spend_is_the_billed_figure_where_the_api_has_billing(
     make: Callable[..., GpuProvider],

@@ -95,6 +95,7 @@ EXPECTED_ORDER = [
     "gcloud firestore databases create",
     "gcloud firestore indexes composite create",
     "gcloud firestore indexes composite create",
+    "gcloud firestore indexes composite create",
     "gcloud artifacts repositories create visgate --repository-format=docker --location=europe-west1",
     f"gcloud storage buckets create gs://{PROJECT}_cloudbuild",
     "gcloud iam service-accounts create visgate-api",
@@ -136,7 +137,7 @@ def test_a_real_run_creates_everything_and_a_second_run_creates_nothing(
     first = deploy(stub_env, "--project", PROJECT)
     assert first.rc == 0, first.stderr
     created = [a for a in first.mutations() if "create" in a]
-    assert len(created) == 11  # db, 2 indexes, repo, bucket, 2 SAs, 2 roles, 2 secrets
+    assert len(created) == 12  # db, 3 indexes, repo, bucket, 2 SAs, 2 roles, 2 secrets
     secrets = {
         a[2]: c["stdin"] for c in first.calls if (a := c["argv"])[:2] == ["secrets", "create"]
     }

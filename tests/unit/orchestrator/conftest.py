@@ -181,6 +181,9 @@ def plane_settings(tmp_path: Path, runpod: RunningFakeRunpod, hub: FakeHub, **en
         "WEBHOOK_RETRY_SCHEDULE": "0.2,0.2",
         "VISGATE_HEALTH_POLL_SECONDS": 0.05,
         "VISGATE_LEASE_SECONDS": 5,
+        # Tests of other features make many deployments per tenant; quota tests set theirs.
+        "TENANT_MAX_DEPLOYMENTS": 100_000,
+        "TENANT_MAX_WORKERS": 100_000,
         **env,
     }
     return load_settings(**values)

@@ -133,6 +133,8 @@ class World:
             dep = await self.plane.store.get(self.dep_id)
             if dep.status in (Status.loading_model, Status.downloading_model):
                 await self.plane.store.mutate(self.dep_id, _age)  # the worker never reports
+            if dep.status in SERVING and dep.endpoint_id and dep.meter is not None:
+                return dep  # what is left is the periodic meter sample
             claimed = await self.claim(self.loop_a)
             if claimed is None:
                 return await self.plane.store.get(self.dep_id)

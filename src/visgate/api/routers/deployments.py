@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -17,9 +18,13 @@ from visgate.api.schemas import (
     DeploymentView,
 )
 from visgate.domain.deployment import Deployment, iso, new_deployment_id
+from visgate.domain.errors import ValidationError, VisgateError
+from visgate.domain.records import ApiKey
 from visgate.domain.status import Status
+from visgate.keys import tenant_limits
 from visgate.logging import get_logger
 from visgate.services import Services
+from visgate.store.quotas import Limits
 from visgate.store.repository import fingerprint
 
 log = get_logger(__name__)
@@ -28,23 +33,44 @@ router = APIRouter(prefix="/v1/deployments", tags=["deployments"], responses=ERR
 SECRET_FIELDS = {"user_runpod_key": "runpod_api_key", "hf_token": "hf_token"}
 
 
-async def _check_request(body: CreateDeployment, services: Services) -> str | None:
-    """Validate what pydantic cannot: the GPU tier name and the webhook target's address."""
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    tier: str | None
+    data_center_ids: list[str]
+    limits: Limits
+
+
+async def _check_request(body: CreateDeployment, key: ApiKey, services: Services) -> _Checked:
+    """Validate what pydantic cannot: the GPU tier, the region, `max_workers` against the
+    tenant's cap, and the webhook target's address."""
     from visgate.registry.gpus import resolve_tier
+    from visgate.registry.regions import data_centers_for
     from visgate.webhooks.urls import check_webhook_url
 
     tier = resolve_tier(body.gpu_tier) if body.gpu_tier else None
+    data_center_ids = data_centers_for(body.region) if body.region else []
+    limits = tenant_limits(services, key)
+    if body.max_workers > limits.max_workers:
+        raise ValidationError(
+            f"max_workers {body.max_workers} is over this tenant's limit of"
+            f" {limits.max_workers} workers",
+            [{"field": "max_workers", "message": f"at most {limits.max_workers}"}],
+        )
     if body.user_webhook_url:
         await check_webhook_url(
             body.user_webhook_url, allow_private=services.settings.webhook_allow_private_urls
         )
-    return tier
+    return _Checked(tier, data_center_ids, limits)
 
 
 async def _create(body: CreateDeployment, key: CurrentKey, services: Services) -> Deployment:
-    tier = await _check_request(body, services)
+    """Take a quota slot, store the secrets, write the record; a failure at any point undoes
+    what was done, so a refused POST leaves no record, no secret and no slot."""
+    checked = await _check_request(body, key, services)
     now = time.time()
     deployment_id = new_deployment_id()
+    quotas = services.store.quotas
+    await quotas.reserve(key.tenant, deployment_id, body.max_workers, checked.limits)
     refs: dict[str, str] = {}
     try:
         for field, name in SECRET_FIELDS.items():
@@ -59,14 +85,22 @@ async def _create(body: CreateDeployment, key: CurrentKey, services: Services) -
             key_id=key.id,
             model_id=body.hf_model_id,
             now=now,
-            gpu_tier=tier,
+            gpu_tier=checked.tier,
             user_webhook_url=body.user_webhook_url,
             secret_refs=refs,
+            max_workers=body.max_workers,
+            region=body.region.upper() if body.region else None,
+            data_center_ids=checked.data_center_ids,
+            ttl_seconds=body.ttl_seconds,
         )
         dep = await services.store.create(dep)
     except BaseException:
         if refs:
             await services.secrets.delete_for(deployment_id)
+        try:
+            await quotas.release(key.tenant, deployment_id)
+        except VisgateError as exc:  # the slot has no record: a later recount drops it
+            log.warning("quota_release_failed", error_type=exc.type, error=exc.message)
         raise
     services.poke()
     log.info("deployment_created", deployment_id=dep.id, model_id=dep.model_id)

@@ -97,6 +97,8 @@ def endpoint_input(
         "flashBootType": "FLASHBOOT" if spec.flashboot else "OFF",
         "executionTimeoutMs": spec.execution_timeout_ms,
     }
+    if spec.data_center_ids:  # a comma-separated list of data-centre ids
+        data["locations"] = ",".join(spec.data_center_ids)
     if endpoint_id:
         data["id"] = endpoint_id
     return data
@@ -113,6 +115,7 @@ _RESENT = (
     "scalerValue",
     "flashBootType",
     "executionTimeoutMs",
+    "locations",
 )
 
 

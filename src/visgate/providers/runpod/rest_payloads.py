@@ -61,8 +61,10 @@ def _scaling(spec: EndpointSpec) -> dict[str, Any]:
 
 def endpoint_body(spec: EndpointSpec, template_id: str) -> dict[str, Any]:
     """A queue endpoint from our template. `timeout` is always sent: a create without it
-    reads back 0 on Runpod (a reported quirk), whatever the document's default says."""
-    return {
+    reads back 0 on Runpod (a reported quirk), whatever the document's default says.
+    `dataCenterIds` goes only with a region: left out, Runpod may place workers anywhere,
+    which its docs advise for capacity."""
+    body: dict[str, Any] = {
         "name": spec.name,
         "type": "QUEUE",
         "templateId": template_id,
@@ -76,6 +78,9 @@ def endpoint_body(spec: EndpointSpec, template_id: str) -> dict[str, Any]:
         "flashboot": "FLASHBOOT" if spec.flashboot else "OFF",
         "timeout": spec.execution_timeout_ms,
     }
+    if spec.data_center_ids:
+        body["dataCenterIds"] = list(spec.data_center_ids)
+    return body
 
 
 def endpoint_update(spec: EndpointSpec, template_id: str | None = None) -> dict[str, Any]:
