@@ -24,9 +24,11 @@ def new_deployment_id() -> str:
 
 
 def iso(ts: float | None) -> str | None:
+    """RFC 3339 in UTC, always with microseconds: a whole second keeps its `.000000`, so
+    the strings sort as the instants do and one parse format fits every value."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class LogEntry(BaseModel):
