@@ -22,10 +22,8 @@ from visgate.services import Services
 
 log = get_logger(__name__)
 
+
 # Statuses whose endpoint is gone (or going): no worker is billed any more.
-_ENDED = (Status.deleting, Status.deleted)
-
-
 def _ended_at(dep: Deployment) -> float | None:
     if dep.status is not Status.deleted:
         return None
@@ -33,8 +31,8 @@ def _ended_at(dep: Deployment) -> float | None:
 
 
 async def _workers_now(services: Services, dep: Deployment, key: str | None) -> int:
-    if dep.status in _ENDED or (dep.status is Status.failed and not dep.needs_teardown):
-        return 0
+    if dep.status is Status.deleting or not dep.counts_against_quota:
+        return 0  # being torn down, or nothing left in the cloud
     fallback = dep.meter.workers if dep.meter else 0
     if not dep.endpoint_id or services.provider is None or key is None:
         return fallback

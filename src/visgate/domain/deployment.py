@@ -206,18 +206,24 @@ class Deployment(BaseModel):
         self.due_at = now
         return True
 
+    @property
+    def _expiry_pending(self) -> float | None:
+        """The expiry still to act on: none without a ttl or once deletion has begun."""
+        if self.status in (Status.deleting, Status.deleted):
+            return None
+        return self.expires_at
+
     def is_expired(self, now: float) -> bool:
         """Its ttl ran out and nothing has started deleting it yet."""
-        if self.expires_at is None or self.status in (Status.deleting, Status.deleted):
-            return False
-        return now >= self.expires_at
+        expiry = self._expiry_pending
+        return expiry is not None and now >= expiry
 
     def keep_expiry_due(self) -> None:
         """A record with a ttl is due by its expiry at the latest, so a loop claims it then
         (every step that goes idle leaves `due_at` empty or later)."""
-        if self.expires_at is None or self.status in (Status.deleting, Status.deleted):
-            return
-        self.due_at = self.expires_at if self.due_at is None else min(self.due_at, self.expires_at)
+        expiry = self._expiry_pending
+        if expiry is not None:
+            self.due_at = expiry if self.due_at is None else min(self.due_at, expiry)
 
     @property
     def counts_against_quota(self) -> bool:
