@@ -23,8 +23,8 @@ from visgate.services import Services
 log = get_logger(__name__)
 
 
-# Statuses whose endpoint is gone (or going): no worker is billed any more.
 def _ended_at(dep: Deployment) -> float | None:
+    """When it was deleted, where its spend stops; None while it still exists."""
     if dep.status is not Status.deleted:
         return None
     return next((e.at for e in reversed(dep.history) if e.status is Status.deleted), None)
