@@ -14,7 +14,8 @@ statuses and `X-Error-Code` / `X-Error-Message` headers the client maps to its e
         ... HubValidator(hub.url) ...
         assert hub.state.count("/api/models/me/model") == 1
 
-The default seed (`hub_seed.py`) holds the registry's models, the 3D bundle's components
+The state it serves (models, tokens, fault knobs, the request log) is `hub_state.py`; the
+default seed (`hub_seed.py`) holds the registry's models, the 3D bundle's components
 and the tokens `VALID_TOKEN`, `GATED_ACCESS_TOKEN` (FLUX access) and `INVALID_TOKEN`.
 """
 
@@ -23,10 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import threading
-from collections import deque
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -40,6 +39,7 @@ from tests.fakes.hub_seed import (
     VALID_TOKEN,
     seed_default_models,
 )
+from tests.fakes.hub_state import FakeHubState, FakeModel, RequestRecord
 from tests.support.receivers import serve_in_thread
 
 __all__ = [
@@ -72,160 +72,6 @@ EXPANDABLE = {
     "tags",
     "usedStorage",
 }
-
-
-@dataclass
-class FakeModel:
-    repo_id: str
-    gated: str | bool = False  # "auto" | "manual" | False
-    private: bool = False
-    disabled: bool = False
-    parameters: dict[str, int] | None = None
-    siblings: list[dict[str, Any]] = field(default_factory=list)  # {rfilename, size}
-    library_name: str | None = None
-    pipeline_tag: str | None = None
-    tags: list[str] = field(default_factory=list)
-    tokens_with_access: set[str] = field(default_factory=set)
-    # Valid tokens the hub answers 403 without an error code (a fine-grained token whose
-    # scope leaves this repo out).
-    tokens_forbidden: set[str] = field(default_factory=set)
-    files: dict[str, bytes] = field(default_factory=dict)  # content served by /resolve
-    # How model info answers a disabled repo: 403 "Access to this resource is disabled."
-    # (the usual form) or 200 with `"disabled": true`.
-    disabled_status: int = 403
-
-    @property
-    def sha(self) -> str:
-        return hashlib.sha1(self.repo_id.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    method: str
-    path: str
-    query: str
-    authorized: bool
-
-
-class FakeHubState:
-    """Models, tokens, fault knobs and a log of requests; safe to change while serving."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.models: dict[str, FakeModel] = {}
-        self.valid_tokens: set[str] = {VALID_TOKEN, GATED_ACCESS_TOKEN}
-        self.requests: list[RequestRecord] = []
-        self.latency_s = 0.0
-        self.hung_up: list[str] = []  # paths of hung requests whose client gave up
-        self._hang: set[str] = set()
-        self._faults: deque[tuple[int, str | None]] = deque()
-        self._fail_always: tuple[int, str | None] | None = None
-
-    def add_model(
-        self,
-        repo_id: str,
-        *,
-        gated: str | bool = False,
-        private: bool = False,
-        disabled: bool = False,
-        parameters: dict[str, int] | None = None,
-        siblings: Iterable[dict[str, Any] | tuple[str, int]] = (),
-        library_name: str | None = None,
-        pipeline_tag: str | None = None,
-        tags: Iterable[str] = (),
-        tokens_with_access: Iterable[str] = (),
-        tokens_forbidden: Iterable[str] = (),
-        files: dict[str, bytes] | None = None,
-        disabled_status: int = 403,
-    ) -> FakeModel:
-        """Add (or replace) a repo; `siblings` items are `{rfilename, size}` or `(name, size)`."""
-        sibs = [s if isinstance(s, dict) else {"rfilename": s[0], "size": s[1]} for s in siblings]
-        for name, content in (files or {}).items():
-            if not any(s["rfilename"] == name for s in sibs):
-                sibs.append({"rfilename": name, "size": len(content)})
-        model = FakeModel(
-            repo_id,
-            gated=gated,
-            private=private,
-            disabled=disabled,
-            parameters=parameters,
-            siblings=sibs,
-            library_name=library_name,
-            pipeline_tag=pipeline_tag,
-            tags=list(tags),
-            tokens_with_access=set(tokens_with_access),
-            tokens_forbidden=set(tokens_forbidden),
-            files=dict(files or {}),
-            disabled_status=disabled_status,
-        )
-        with self.lock:
-            self.models[repo_id.lower()] = model
-            self.valid_tokens |= model.tokens_with_access | model.tokens_forbidden
-        return model
-
-    def reset(self, *, seed: bool = True) -> None:
-        """Back to a fresh hub (one server can then serve many tests)."""
-        with self.lock:
-            self.models.clear()
-            self.valid_tokens = {VALID_TOKEN, GATED_ACCESS_TOKEN}
-            self.requests.clear()
-            self.latency_s = 0.0
-            self.hung_up.clear()
-            self._hang.clear()
-            self._faults.clear()
-            self._fail_always = None
-        if seed:
-            seed_default_models(self)
-
-    def add_token(self, token: str) -> None:
-        with self.lock:
-            self.valid_tokens.add(token)
-
-    def fail_next(self, n: int = 1, *, status: int = 503, retry_after: str | None = None) -> None:
-        """Answer the next `n` requests (any path) with `status`."""
-        with self.lock:
-            self._faults.extend([(status, retry_after)] * n)
-
-    def fail_always(self, status: int | None = 503, *, retry_after: str | None = None) -> None:
-        """Answer every request with `status` until called with None."""
-        with self.lock:
-            self._fail_always = (status, retry_after) if status else None
-
-    def hang(self, path_contains: str) -> None:
-        """Never answer requests whose path contains this; record when the client hangs up
-        (`hung_up`), which shows the client's own timeout fired and freed its socket."""
-        with self.lock:
-            self._hang.add(path_contains)
-
-    def count(self, path_contains: str = "", *, method: str | None = None) -> int:
-        with self.lock:
-            return sum(
-                1
-                for r in self.requests
-                if path_contains in r.path and (method is None or r.method == method)
-            )
-
-    def _record(self, request: Request) -> tuple[int, str | None] | None:
-        with self.lock:
-            self.requests.append(
-                RequestRecord(
-                    request.method,
-                    request.url.path,
-                    request.url.query,
-                    "authorization" in request.headers,
-                )
-            )
-            if self._faults:
-                return self._faults.popleft()
-            return self._fail_always
-
-    def _hangs(self, path: str) -> bool:
-        with self.lock:
-            return any(part in path for part in self._hang)
-
-    def _model(self, repo_id: str) -> FakeModel | None:
-        with self.lock:
-            return self.models.get(repo_id.lower())
 
 
 def _error(status: int, message: str, code: str | None = None) -> JSONResponse:
@@ -299,8 +145,8 @@ def build_app(state: FakeHubState) -> Starlette:
         return Response(status_code=504)
 
     async def guard(request: Request) -> Response | None:
-        fault = state._record(request)
-        if state._hangs(request.url.path):
+        fault = state.record(request)
+        if state.hangs(request.url.path):
             return await hang_until_client_leaves(request)
         if state.latency_s:
             await asyncio.sleep(state.latency_s)
@@ -317,7 +163,7 @@ def build_app(state: FakeHubState) -> Starlette:
         """The repo, or the hub's refusal; `info`: for model info, where a disabled repo may
         answer 200 with `"disabled": true`."""
         token = bearer(request)
-        model = state._model(repo_id)
+        model = state.find_model(repo_id)
         hidden = model is None or (model.private and token not in model.tokens_with_access)
         if hidden:
             # Anonymous callers get 401, authenticated ones 404; both say RepoNotFound.

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tests.fakes.hub import FakeHubState
+    from tests.fakes.hub_state import FakeHubState
 
 VALID_TOKEN = "hf_fake_reader_token"  # a valid token without access to gated repos
 GATED_ACCESS_TOKEN = "hf_fake_gated_access_token"  # accepted FLUX's conditions
