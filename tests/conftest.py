@@ -46,6 +46,6 @@ async def document_backend(
 
 @pytest.fixture
 async def store(document_backend: object) -> AsyncIterator[object]:
-    from visgate.store.repository import DeploymentStore
+    from visgate.store.repositories import Store
 
-    yield DeploymentStore(document_backend)  # type: ignore[arg-type]
+    yield Store(document_backend)  # type: ignore[arg-type]

@@ -141,7 +141,7 @@ def keys_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Issue an API key and its webhook signing secret. Both are shown once."""
-    from visgate.keys import issue_key
+    from visgate.auth.api_keys import issue_key
 
     issued = run_async(
         lambda: with_services(
@@ -169,10 +169,10 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List keys (names, tenants and quotas; never the keys)."""
-    from visgate.keys import tenant_limits
+    from visgate.auth.api_keys import tenant_limits
 
     async def read(services: Any) -> list[dict[str, Any]]:
-        keys = await services.store.api_keys()
+        keys = await services.store.api_keys.list()
         return [
             {
                 "name": k.name,
@@ -205,7 +205,7 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
     """Revoke a key: its requests answer 401 within seconds."""
-    from visgate.keys import revoke_key
+    from visgate.auth.api_keys import revoke_key
 
     key = run_async(lambda: with_services(lambda s: revoke_key(s, name)))
     if key is None:

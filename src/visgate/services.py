@@ -7,41 +7,28 @@ the reconciler both take a `Services`, so neither constructs a backend itself.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import secrets
 from dataclasses import dataclass, field
-from hashlib import sha256
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from visgate.auth.callback_tokens import CallbackTokens, load_callback_key
 from visgate.settings import Settings
 
 if TYPE_CHECKING:
     from visgate.providers.base import GpuProvider
     from visgate.secrets.base import SecretStore
-    from visgate.store.repository import DeploymentStore
+    from visgate.store.repositories import Store
 
 
 @dataclass
 class Services:
     settings: Settings
-    store: DeploymentStore
+    store: Store
     secrets: SecretStore
     provider: GpuProvider | None = None
     hub: Any = None  # visgate.hub.HubValidator
-    callback_key: bytes = b""
+    callback_tokens: CallbackTokens = field(default_factory=lambda: CallbackTokens(b""))
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     extras: dict[str, Any] = field(default_factory=dict)
-
-    def callback_token(self, deployment_id: str) -> str:
-        """Per-deployment bearer token the worker sends back: HMAC of the id."""
-        return hmac.new(self.callback_key, deployment_id.encode(), sha256).hexdigest()
-
-    def check_callback_token(self, deployment_id: str, token: str) -> bool:
-        """Constant-time check on bytes: `compare_digest` refuses non-ASCII str (a 500 for
-        a header such as `Bearer \\xff`); as bytes such a token simply does not match."""
-        expected = self.callback_token(deployment_id).encode("ascii")
-        return hmac.compare_digest(expected, token.encode("utf-8", "surrogateescape"))
 
     def callback_url(self, deployment_id: str) -> str:
         return f"{self.settings.public_base_url}/internal/deployment-ready/{deployment_id}"
@@ -54,17 +41,6 @@ class Services:
         for closer in (self.provider, self.secrets, self.store):
             if closer is not None:
                 await closer.aclose()
-
-
-def _callback_key(settings: Settings) -> bytes:
-    if settings.internal_webhook_secret is not None:
-        return settings.internal_webhook_secret.get_secret_value().encode()
-    from visgate.secrets.local import load_or_create_key_file
-
-    # The same race-safe creation as the local secret store's key: a second process starting
-    # at the same moment reads the whole key, never an empty or half-written file.
-    path = Path(settings.data_dir) / "internal_webhook.key"
-    return load_or_create_key_file(path, lambda: secrets.token_hex(32).encode()).encode()
 
 
 _OPERATOR_SECRETS = ("internal_webhook_secret", "runpod_api_key", "secret_key")
@@ -108,7 +84,8 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
         secrets=secret_store,
         provider=provider,
         hub=hub,
-        callback_key=overrides.pop("callback_key", None) or _callback_key(settings),
+        callback_tokens=overrides.pop("callback_tokens", None)
+        or CallbackTokens(load_callback_key(settings)),
         **overrides,
     )
 

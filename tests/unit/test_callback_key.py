@@ -8,7 +8,7 @@ import stat
 import threading
 from pathlib import Path
 
-from visgate.services import _callback_key
+from visgate.auth.callback_tokens import load_callback_key
 from visgate.settings import load_settings
 
 
@@ -21,7 +21,7 @@ def test_simultaneous_starts_share_one_non_empty_private_key(tmp_path: Path) -> 
 
     def start() -> None:
         barrier.wait()
-        keys.append(_callback_key(settings))
+        keys.append(load_callback_key(settings))
 
     threads = [threading.Thread(target=start) for _ in range(8)]
     for t in threads:

@@ -40,7 +40,7 @@ def create_app(
         svc = services or build_services(settings)
         app.state.services = svc
         app.state.rate_limiter = (
-            StoreRateLimiter(svc.store, settings.rate_limit_per_minute)
+            StoreRateLimiter(svc.store.rate_limits, settings.rate_limit_per_minute)
             if settings.store is StoreKind.firestore
             else MemoryRateLimiter(settings.rate_limit_per_minute)
         )

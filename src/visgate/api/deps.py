@@ -104,7 +104,7 @@ async def _resolve(request: Request, services: Services, key_hash: str) -> ApiKe
         )
     miss_until = state.auth_misses.get(key_hash)
     if miss_until is None or miss_until <= now:
-        key = await services.store.api_key_by_hash(key_hash)
+        key = await services.store.api_keys.by_hash(key_hash)
         if key is not None:
             _put(state.auth_cache, key_hash, (now + _AUTH_CACHE_TTL_S, key))
             return key

@@ -11,19 +11,21 @@ from __future__ import annotations
 from typing import Any
 
 from visgate.domain.errors import IdempotencyConflictError
-from visgate.store.repository import DeploymentStore
+from visgate.store.idempotency import IdempotencyRepository
 
 
 class IdempotentCall:
-    def __init__(self, store: DeploymentStore, tenant: str, key: str, fingerprint: str) -> None:
-        self.store = store
+    def __init__(
+        self, records: IdempotencyRepository, tenant: str, key: str, fingerprint: str
+    ) -> None:
+        self.records = records
         self.tenant = tenant
         self.key = key
         self.fingerprint = fingerprint
 
     async def begin(self) -> dict[str, Any] | None:
         """None: this request owns the key and runs. A dict: the stored answer to replay."""
-        existing = await self.store.idempotency_begin(self.tenant, self.key, self.fingerprint)
+        existing = await self.records.begin(self.tenant, self.key, self.fingerprint)
         if existing is None:
             return None
         if existing.fingerprint != self.fingerprint:
@@ -38,7 +40,7 @@ class IdempotentCall:
         return existing.response
 
     async def complete(self, status_code: int, response: dict[str, Any]) -> None:
-        await self.store.idempotency_complete(self.tenant, self.key, status_code, response)
+        await self.records.complete(self.tenant, self.key, status_code, response)
 
     async def abandon(self) -> None:
-        await self.store.idempotency_abandon(self.tenant, self.key)
+        await self.records.abandon(self.tenant, self.key)

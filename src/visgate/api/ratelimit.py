@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from visgate.store.repository import DeploymentStore
+from visgate.store.rate_limits import RateLimitCounters
 
 WINDOW_S = 60
 
@@ -54,13 +54,13 @@ class MemoryRateLimiter:
 
 
 class StoreRateLimiter:
-    def __init__(self, store: DeploymentStore, limit: int) -> None:
-        self.store = store
+    def __init__(self, counters: RateLimitCounters, limit: int) -> None:
+        self.counters = counters
         self.limit = limit
 
     async def hit(self, key_id: str) -> float | None:
-        count = await self.store.count_request(key_id, WINDOW_S)
+        count = await self.counters.count_request(key_id, WINDOW_S)
         if count > self.limit:
-            now = self.store.clock()
+            now = self.counters.clock()
             return max(1.0, math.ceil((int(now // WINDOW_S) + 1) * WINDOW_S - now))
         return None

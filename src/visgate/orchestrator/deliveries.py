@@ -49,7 +49,7 @@ class DeliveryWorker:
         free = self.concurrency - len(self._running)
         if free <= 0:
             return 0
-        claimed = await self.services.store.claim_due_deliveries(
+        claimed = await self.services.store.deliveries.claim_due(
             self.owner, free, self.lease_seconds
         )
         for delivery in claimed:
@@ -87,7 +87,7 @@ class DeliveryWorker:
         cached = self._secrets.get(key_id)
         if cached is not None and self._clock() - cached[1] < self.secret_ttl_s:
             return cached[0]
-        key = await self.services.store.api_key_by_hash(key_id)
+        key = await self.services.store.api_keys.by_hash(key_id)
         if key is None or key.webhook_secret_ref is None:
             self._secrets.pop(key_id, None)
             return None
@@ -194,7 +194,7 @@ class DeliveryWorker:
         token = delivery.lease_token
         delivery.lease_owner = delivery.lease_token = delivery.lease_expires_at = None
         try:
-            await self.services.store.save_delivery(delivery, lease_token=token)
+            await self.services.store.deliveries.save(delivery, lease_token=token)
         except (LeaseLostError, StaleWriteError):
             log.info("delivery_lease_lost", delivery_id=delivery.id)
             return
@@ -213,7 +213,7 @@ class DeliveryWorker:
                 )
 
         with contextlib.suppress(DeploymentNotFoundError):
-            await self.services.store.mutate(delivery.deployment_id, note)
+            await self.services.store.deployments.mutate(delivery.deployment_id, note)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -35,7 +35,7 @@ async def queue_pending_events(services: Services, dep: Deployment) -> None:
         return
     now = time.time()
     for event_type in dep.pending_events:
-        await services.store.add_delivery(
+        await services.store.deliveries.add(
             WebhookDelivery(
                 id=delivery_id(dep.id, event_type),
                 deployment_id=dep.id,

@@ -88,7 +88,7 @@ def _succeeded(result: StepResult) -> StepResult:
 class Reconciler:
     def __init__(self, services: Services, *, owner: str | None = None) -> None:
         self.services = services
-        self.store = services.store
+        self.store = services.store.deployments
         self.owner = owner or owner_name()
         settings = services.settings
         self.lease_seconds = settings.lease_seconds
@@ -244,7 +244,7 @@ class Reconciler:
         next refusal checks held slots against their records), not to a retry of a step
         whose result is written already."""
         try:
-            await self.store.quotas.release(dep.tenant, dep.id)
+            await self.services.store.quotas.release(dep.tenant, dep.id)
         except VisgateError as exc:
             log.warning("quota_release_failed", error_type=exc.type, error=exc.message)
 

@@ -122,7 +122,7 @@ async def endpoint_spec(services: Services, dep: Deployment, pools: list[str]) -
     env = {
         "HF_MODEL_ID": dep.model_id,
         "VISGATE_WEBHOOK": services.callback_url(dep.id),
-        "VISGATE_CALLBACK_TOKEN": services.callback_token(dep.id),
+        "VISGATE_CALLBACK_TOKEN": services.callback_tokens.token(dep.id),
         **worker_env(dep.model_id),
     }
     hf_token = await secret(services, dep, "hf_token")
@@ -188,7 +188,7 @@ async def _note_create_started(services: Services, dep: Deployment) -> None:
     lost answer then looks up by name first, while the first try may skip the look-ups."""
     dep.create_started = True
     try:
-        await services.store.save(dep, lease_token=dep.lease_token)
+        await services.store.deployments.save(dep, lease_token=dep.lease_token)
     except (StaleWriteError, LeaseLostError) as exc:  # a callback or DELETE wrote first
         raise TransientError(f"the record changed as the create began ({exc.message})") from exc
 

@@ -17,7 +17,7 @@ from visgate.domain.errors import DeploymentNotFoundError
 from visgate.domain.status import Status
 from visgate.logging import get_logger
 from visgate.providers.base import GpuProvider
-from visgate.store.repository import DeploymentStore
+from visgate.store.repositories import Store
 
 log = get_logger(__name__)
 
@@ -33,7 +33,7 @@ class Orphan:
 
 
 async def find_orphans(
-    store: DeploymentStore, provider: GpuProvider, *, api_key: str, delete_unknown: bool = True
+    store: Store, provider: GpuProvider, *, api_key: str, delete_unknown: bool = True
 ) -> list[Orphan]:
     """Endpoints to delete; record-less ones only with `delete_unknown` (else logged)."""
     orphans = []
@@ -42,7 +42,7 @@ async def find_orphans(
             continue
         deployment_id = endpoint.name.removeprefix(PREFIX)
         try:
-            dep = await store.get(deployment_id)
+            dep = await store.deployments.get(deployment_id)
         except DeploymentNotFoundError:
             if delete_unknown:
                 orphans.append(Orphan(endpoint.endpoint_id, endpoint.name, NO_RECORD))
@@ -59,7 +59,7 @@ async def find_orphans(
 
 
 async def sweep(
-    store: DeploymentStore,
+    store: Store,
     provider: GpuProvider,
     *,
     api_key: str,

@@ -1,3 +1,5 @@
 """Where records live: the `DocumentBackend` protocol (base.py) with its sqlite and firestore
-backends, and `DeploymentStore` (repository.py), the domain API over any backend. Imports domain/.
+backends, one repository per record type over it (deployments, api_keys, idempotency,
+rate_limits, deliveries, quotas) and `Store` (repositories.py), which holds them all.
+Imports domain/.
 """

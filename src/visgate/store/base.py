@@ -52,7 +52,8 @@ class DocumentBackend(Protocol):
         limit: int,
         after: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Documents matching every `where` equality, by `sort_key` descending, after a cursor."""
+        """Documents matching every `where` equality, by `sort_key` descending, after a cursor.
+        `where` may name `tenant`, `status` and `name`."""
         ...
 
     async def claim_due(

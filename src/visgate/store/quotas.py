@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import ConflictError, QuotaExceededError, StaleWriteError
 from visgate.store.base import DEPLOYMENTS, DocumentBackend
+from visgate.store.cursors import every, sort_key
 
 USAGE = "tenant_usage"
 SLOTS = "quota_slots"
@@ -35,7 +36,6 @@ HELD, RELEASED = "held", "released"
 
 # A slot younger than this without a record may belong to a POST still writing it.
 _RESERVATION_GRACE_S = 60.0
-_PAGE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +98,8 @@ class TenantQuotas:
         return {s.id: s.workers for s in await self._held_slots(tenant)}
 
     async def _held_slots(self, tenant: str) -> list[Slot]:
-        found: list[Slot] = []
-        after = None
-        while True:
-            where = {"tenant": tenant, "status": HELD}
-            docs = await self.backend.query(SLOTS, where=where, limit=_PAGE, after=after)
-            found += [Slot.model_validate(d) for d in docs]
-            if len(docs) < _PAGE:
-                return found
-            after = docs[-1]["sort_key"]
+        where = {"tenant": tenant, "status": HELD}
+        return [Slot.model_validate(d) async for d in every(self.backend, SLOTS, where)]
 
     async def _add(
         self, tenant: str, deployments: int, workers: int, limits: Limits | None = None
@@ -133,7 +126,7 @@ class TenantQuotas:
             tenant=tenant,
             workers=workers,
             created_at=now,
-            sort_key=f"{now:017.6f}|{deployment_id}",
+            sort_key=sort_key(now, deployment_id),
         )
         try:
             await self.backend.insert(SLOTS, slot.model_dump(mode="json"))

@@ -54,7 +54,9 @@ CREATE INDEX IF NOT EXISTS ix_documents_due ON documents (kind, due_at) WHERE du
 """
 
 _INDEXED = ("tenant", "status", "sort_key", "due_at", "expires_at")
-_QUERYABLE = {"tenant", "status"}
+# Fields a query may match on: indexed columns, and `name` (API keys stored without a name
+# document), read from the body within the kind's rows.
+_QUERYABLE = {"tenant": "tenant", "status": "status", "name": "json_extract(body, '$.name')"}
 _COLUMNS = "id, body, version, due_at, lease_owner, lease_token, lease_expires_at"
 _FIELD = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 
@@ -209,13 +211,13 @@ class SqliteBackend:
     async def query(
         self, kind: str, *, where: dict[str, Any], limit: int, after: str | None = None
     ) -> list[dict[str, Any]]:
-        unknown = set(where) - _QUERYABLE
+        unknown = set(where) - set(_QUERYABLE)
         if unknown:
             raise ValueError(f"cannot query on {sorted(unknown)}")
         clauses = ["kind = ?"]
         params: list[Any] = [kind]
         for name, value in where.items():
-            clauses.append(f"{name} = ?")
+            clauses.append(f"{_QUERYABLE[name]} = ?")
             params.append(value)
         if after is not None:
             clauses.append("sort_key < ?")

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from visgate.api.app import create_app
-from visgate.keys import IssuedKey, issue_key
+from visgate.auth.api_keys import IssuedKey, issue_key
 from visgate.services import Services, build_services
 from visgate.settings import load_settings
 

@@ -20,7 +20,7 @@ import httpx
 
 from tests.integration.api.conftest import api_settings
 from visgate.api.app import create_app
-from visgate.keys import issue_key
+from visgate.auth.api_keys import issue_key
 
 RUNPOD_KEY = "rpa_SECRET_runpod_key_0123456789"
 HF_TOKEN = "hf_SECRET_token_abcdefghijklmnop"
@@ -53,7 +53,7 @@ async def session(data_dir: Path) -> dict[str, Any]:
             await client.post(
                 f"/internal/deployment-ready/{dep_id}",
                 json={"status": "loading_model"},
-                headers={"Authorization": "Bearer " + services.callback_token(dep_id)},
+                headers={"Authorization": "Bearer " + services.callback_tokens.token(dep_id)},
             ),
         ]
         deleted = await client.delete(f"/v1/deployments/{dep_id}", headers=auth)
@@ -64,7 +64,7 @@ async def session(data_dir: Path) -> dict[str, Any]:
             "delete_request_id": deleted.headers["x-request-id"],
             "api_key": key.api_key,
             "webhook_secret": key.webhook_secret,
-            "callback_token": services.callback_token(dep_id),
+            "callback_token": services.callback_tokens.token(dep_id),
         }
 
 

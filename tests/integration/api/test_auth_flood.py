@@ -15,13 +15,13 @@ from visgate.api.ratelimit import MemoryRateLimiter
 def store_reads(api: Api, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every API-key lookup that reached the store."""
     reads: list[str] = []
-    real = api.services.store.api_key_by_hash
+    real = api.services.store.api_keys.by_hash
 
     async def counted(key_hash: str) -> Any:
         reads.append(key_hash)
         return await real(key_hash)
 
-    monkeypatch.setattr(api.services.store, "api_key_by_hash", counted)
+    monkeypatch.setattr(api.services.store.api_keys, "by_hash", counted)
     return reads
 
 

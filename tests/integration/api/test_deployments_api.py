@@ -32,7 +32,7 @@ async def test_post_answers_202_with_the_contract_fields(api: Api) -> None:
     assert body["status"] == "validating"
     assert body["model_id"] == "stabilityai/sdxl-turbo"
     assert body["webhook_url"] == "http://127.0.0.1:9/hook"
-    stored = await api.services.store.get(body["deployment_id"])
+    stored = await api.services.store.deployments.get(body["deployment_id"])
     assert stored.status is Status.validating
     assert stored.due_at is not None and stored.due_at <= time.time()
 
@@ -81,7 +81,7 @@ async def test_every_v1_route_needs_a_valid_key(api: Api) -> None:
 
 
 async def test_revoked_key_is_refused(api: Api) -> None:
-    from visgate.keys import revoke_key
+    from visgate.auth.api_keys import revoke_key
 
     assert (await api.client.get("/v1/deployments", headers=api.auth("bob"))).status_code == 200
     await revoke_key(api.services, "bob")

@@ -14,7 +14,7 @@ from tests.integration.api.conftest import Api
 from visgate.domain.deployment import ErrorInfo
 from visgate.domain.status import Status
 from visgate.settings import StoreKind
-from visgate.store.repository import DEPLOYMENTS
+from visgate.store.base import DEPLOYMENTS
 
 
 def parse_sse(text: str) -> list[dict[str, Any]]:
@@ -33,7 +33,7 @@ async def _walk_to_failed(api: Api, dep_id: str) -> None:
         dep.fail(time.time(), ErrorInfo(type="WorkerFailedError", message="boom"))
         return True
 
-    await api.services.store.mutate(dep_id, walk)
+    await api.services.store.deployments.mutate(dep_id, walk)
 
 
 async def test_replayed_events_carry_their_own_status(api: Api) -> None:

@@ -39,7 +39,7 @@ async def test_same_key_while_first_is_in_flight_is_409(api: Api) -> None:
 
     tenant = api.keys["alice"].tenant
     body = CreateDeployment(hf_model_id="stabilityai/sdxl-turbo")
-    assert await api.services.store.idempotency_begin(tenant, "k-3", _fingerprint(body)) is None
+    assert await api.services.store.idempotency.begin(tenant, "k-3", _fingerprint(body)) is None
     resp = await _post(api, "k-3")
     assert_envelope(resp, 409, "IdempotencyConflictError")
 
@@ -96,13 +96,13 @@ async def test_a_key_whose_first_request_died_is_free_again_after_its_lease(api:
     """A crash between claiming the key and answering must not block it for a day."""
     from visgate.api.routers.deployments import _fingerprint
     from visgate.api.schemas import CreateDeployment
-    from visgate.store.repository import IDEMPOTENCY_IN_FLIGHT_LEASE_S
+    from visgate.store.idempotency import IDEMPOTENCY_IN_FLIGHT_LEASE_S
 
     now = [time.time()]
-    api.services.store.clock = lambda: now[0]
+    api.services.store.idempotency.clock = lambda: now[0]
     tenant = api.keys["alice"].tenant
     body = CreateDeployment(hf_model_id="stabilityai/sdxl-turbo")
-    assert await api.services.store.idempotency_begin(tenant, "k-died", _fingerprint(body)) is None
+    assert await api.services.store.idempotency.begin(tenant, "k-died", _fingerprint(body)) is None
     # ... and the process that claimed it is gone.
     assert_envelope(await _post(api, "k-died"), 409, "IdempotencyConflictError")
     now[0] += IDEMPOTENCY_IN_FLIGHT_LEASE_S + 1

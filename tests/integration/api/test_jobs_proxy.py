@@ -36,7 +36,7 @@ async def ready_api(make_api: Any) -> AsyncIterator[tuple[Api, str, respx.Route]
         dep.move_to(Status.ready, time.time())
         return True
 
-    await api.services.store.mutate(dep_id, make_ready)
+    await api.services.store.deployments.mutate(dep_id, make_ready)
     with respx.mock(assert_all_called=False) as mock:
         route = mock.route(host="runpod.test").mock(
             side_effect=lambda request: httpx.Response(

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from tests.integration.api.conftest import Api
+from visgate.auth.api_keys import issue_key, revoke_key
 from visgate.domain.errors import StoreUnavailableError
-from visgate.keys import issue_key, revoke_key
 
 
 class CountingSecrets:
@@ -78,7 +78,7 @@ async def test_limits_show_on_the_record_and_in_the_list(api: Api) -> None:
     assert (got["max_workers"], got["region"]) == (2, "EU")
     assert _seconds(got["expires_at"]) == pytest.approx(_seconds(got["created_at"]) + 3600, abs=1)
     assert got["delete_reason"] is None
-    record = await api.services.store.get(dep_id)
+    record = await api.services.store.deployments.get(dep_id)
     assert "EU-RO-1" in record.data_center_ids and "EUR-IS-1" in record.data_center_ids
     assert not any(dc.startswith("US") for dc in record.data_center_ids)
     listed = (await api.client.get("/v1/deployments", headers=api.auth())).json()["items"][0]
@@ -152,7 +152,7 @@ async def test_a_post_whose_record_cannot_be_written_gives_its_slot_back(
     async def unavailable(dep: Any) -> Any:
         raise StoreUnavailableError("store down")
 
-    monkeypatch.setattr(store, "create", unavailable)
+    monkeypatch.setattr(store.deployments, "create", unavailable)
     assert (await api.post_deployment()).status_code == 503
     assert await store.quotas.held("alice") == {}
     assert (await store.quotas.usage("alice")).deployments == 0

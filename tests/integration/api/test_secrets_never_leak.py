@@ -17,7 +17,7 @@ async def test_secrets_stay_out_of_records_files_and_responses(api: Api) -> None
         (await api.client.get("/v1/deployments", headers=api.auth())).text,
         (await api.client.get("/metrics")).text,
     ]
-    record = await api.services.store.get(dep_id)
+    record = await api.services.store.deployments.get(dep_id)
     assert set(record.secret_refs) == {"runpod_api_key", "hf_token"}
     assert await api.services.secrets.get(record.secret_refs["runpod_api_key"]) == RUNPOD_KEY
 

@@ -38,7 +38,7 @@ async def _ready_on_fake(api: Api, fake: RunningFakeRunpod) -> tuple[str, str]:
         dep.move_to(Status.ready, time.time())
         return True
 
-    await api.services.store.mutate(dep_id, make_ready)
+    await api.services.store.deployments.mutate(dep_id, make_ready)
     return dep_id, ref.endpoint_id
 
 
@@ -56,7 +56,7 @@ async def test_worker_lines_come_back_newest_last_with_secrets_masked(
     rest_api: Api, fake: RunningFakeRunpod
 ) -> None:
     dep_id, endpoint_id = await _ready_on_fake(rest_api, fake)
-    token = rest_api.services.callback_token(dep_id)
+    token = rest_api.services.callback_tokens.token(dep_id)
     fake.state.set_workers(endpoint_id, running=1)
     fake.state.worker_log_lines[endpoint_id] = [
         "starting worker",

@@ -31,8 +31,8 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.integration.api.conftest import api_settings
 from visgate.api.app import create_app
+from visgate.auth.api_keys import issue_key
 from visgate.domain.deployment import ErrorInfo
-from visgate.keys import issue_key
 from visgate.services import Services, build_services
 
 # Streams that never settle would hold a fuzz case open until its read timeout.
@@ -85,7 +85,7 @@ def fuzz_target(tmp_path: Path) -> Iterator[FuzzTarget]:
             dep.fail(time.time(), ErrorInfo(type="FuzzSetupError", message="settled on purpose"))
             return True
 
-        asyncio.run(services.store.mutate(ids[1], fail))
+        asyncio.run(services.store.deployments.mutate(ids[1], fail))
         try:
             yield FuzzTarget(app, services, auth, live_id=ids[0], settled_id=ids[1])
         finally:
@@ -132,7 +132,7 @@ def _strategy(target: FuzzTarget, operation: Any, mode: GenerationMode) -> Any:
 def _headers(target: FuzzTarget, operation: Any, case: Any) -> dict[str, str]:
     if operation.path.startswith("/internal/"):
         dep_id = str((case.path_parameters or {}).get("deployment_id", ""))
-        return {"Authorization": f"Bearer {target.services.callback_token(dep_id)}"}
+        return {"Authorization": f"Bearer {target.services.callback_tokens.token(dep_id)}"}
     return dict(target.auth)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.api.conftest import Api
 from tests.integration.hostile.fuzzing import envelope_problem
-from visgate.keys import issue_key, revoke_key
+from visgate.auth.api_keys import issue_key, revoke_key
 
 JOB = "job-123"
 DEP = "{dep}"

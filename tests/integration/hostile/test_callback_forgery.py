@@ -33,7 +33,7 @@ async def _advance(api: Api, dep_id: str, *statuses: Status) -> None:
             dep.move_to(status, time.time(), f"test: {status.value}")
             return True
 
-        await api.services.store.mutate(dep_id, move)
+        await api.services.store.deployments.mutate(dep_id, move)
 
 
 async def _view(api: Api, dep_id: str) -> dict[str, Any]:
@@ -58,13 +58,13 @@ async def loading(api: Api) -> tuple[str, str]:
 
 
 def _forged(api: Api, dep_id: str, other: str) -> dict[str, str | None]:
-    token = api.services.callback_token(dep_id)
+    token = api.services.callback_tokens.token(dep_id)
     return {
         "no-header": None,
         "empty": "",
         "bearer-empty": "Bearer ",
         "wrong": "Bearer " + "0" * 64,
-        "other-deployment": "Bearer " + api.services.callback_token(other),
+        "other-deployment": "Bearer " + api.services.callback_tokens.token(other),
         "basic-scheme": "Basic " + token,
         "truncated": "Bearer " + token[:-1],
         "uppercased": "Bearer " + token.upper(),
@@ -88,20 +88,20 @@ async def test_forged_callbacks_answer_401_and_change_nothing(
     assert after["status"] == "loading_model"
     assert after == before  # not even a log line
     # The valid token works, so the 401s above were about the token alone.
-    token = "Bearer " + api.services.callback_token(dep_id)
+    token = "Bearer " + api.services.callback_tokens.token(dep_id)
     assert (await _callback(api, dep_id, body, token)).json()["accepted"] is True
 
 
 async def test_a_valid_token_for_an_unknown_deployment_answers_404(api: Api) -> None:
     ghost = "dep_ffffffffffffffff"
-    resp = await _callback(api, ghost, READY, "Bearer " + api.services.callback_token(ghost))
+    resp = await _callback(api, ghost, READY, "Bearer " + api.services.callback_tokens.token(ghost))
     assert resp.status_code == 404
     assert envelope_problem(resp) is None
 
 
 async def test_ready_replayed_is_a_no_op(api: Api, loading: tuple[str, str]) -> None:
     dep_id, _ = loading
-    token = "Bearer " + api.services.callback_token(dep_id)
+    token = "Bearer " + api.services.callback_tokens.token(dep_id)
     first = await _callback(api, dep_id, READY, token)
     assert first.json() == {"deployment_id": dep_id, "status": "ready", "accepted": True}
     ready = await _view(api, dep_id)
@@ -117,7 +117,7 @@ async def test_callback_replayed_after_delete_never_revives_the_deployment(
     api: Api, loading: tuple[str, str], body: dict[str, Any]
 ) -> None:
     dep_id, _ = loading
-    token = "Bearer " + api.services.callback_token(dep_id)
+    token = "Bearer " + api.services.callback_tokens.token(dep_id)
     assert (
         await api.client.delete(f"/v1/deployments/{dep_id}", headers=api.auth())
     ).status_code == 204
@@ -141,7 +141,7 @@ async def test_ready_before_the_endpoint_is_recorded_moves_the_deployment_to_rea
     callback walks it through loading_model to ready in one write (was a 500)."""
     dep_id = await _new(api)
     await _advance(api, dep_id, Status.selecting_gpu, Status.creating_endpoint)
-    token = "Bearer " + api.services.callback_token(dep_id)
+    token = "Bearer " + api.services.callback_tokens.token(dep_id)
     resp = await _callback(api, dep_id, READY, token)
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"deployment_id": dep_id, "status": "ready", "accepted": True}

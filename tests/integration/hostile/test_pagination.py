@@ -29,7 +29,9 @@ async def _seed(api: Api, tenant: str, count: int, base: float) -> list[str]:
         for i in range(count)
     ]
     for start in range(0, count, 500):
-        await asyncio.gather(*(api.services.store.create(d) for d in deps[start : start + 500]))
+        await asyncio.gather(
+            *(api.services.store.deployments.create(d) for d in deps[start : start + 500])
+        )
     return [d.id for d in deps]
 
 
@@ -91,7 +93,7 @@ async def test_small_pages_and_a_status_filter_agree_with_one_big_listing(make_a
         return True
 
     for dep_id in ids[::3]:
-        await api.services.store.mutate(dep_id, fail)
+        await api.services.store.deployments.mutate(dep_id, fail)
     whole = [d["deployment_id"] for d in await _page_all(api, limit=100)]
     assert sorted(whole) == sorted(ids)
     for limit in range(1, 8):

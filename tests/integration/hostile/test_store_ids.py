@@ -42,7 +42,7 @@ async def test_hostile_ids_answer_404_on_every_store(backend_api: Api) -> None:
         callback = await api.client.post(
             f"/internal/deployment-ready/{raw}",
             json={"status": "ready"},
-            headers={"Authorization": "Bearer " + api.services.callback_token(raw)},
+            headers={"Authorization": "Bearer " + api.services.callback_tokens.token(raw)},
         )
         assert callback.status_code in (401, 404), callback.text[:200]
     # A real id still works on the same store (the 404s are not a broken store).

@@ -12,21 +12,21 @@ import time
 from pathlib import Path
 
 from visgate.domain.deployment import Deployment
-from visgate.store.repository import DeploymentStore
+from visgate.store.repositories import Store
 from visgate.store.sqlite import SqliteBackend
 
 CLAIMER = """
 import asyncio, json, sys, time
-from visgate.store.repository import DeploymentStore
+from visgate.store.repositories import Store
 from visgate.store.sqlite import SqliteBackend
 
 async def main(path, owner, start_at):
-    store = DeploymentStore(SqliteBackend(path))
+    store = Store(SqliteBackend(path))
     while time.time() < start_at:  # every process starts claiming at the same moment
         await asyncio.sleep(0.001)
     got, empty = [], 0
     while empty < 20:
-        batch = await store.claim_due(owner, 3, 600.0)
+        batch = await store.deployments.claim_due(owner, 3, 600.0)
         got += [d.id for d in batch]
         empty = 0 if batch else empty + 1
     print(json.dumps(got))
@@ -39,10 +39,10 @@ def test_each_due_record_is_claimed_by_exactly_one_process(tmp_path: Path) -> No
     db = tmp_path / "visgate.db"
 
     async def seed() -> list[str]:
-        store = DeploymentStore(SqliteBackend(db))
+        store = Store(SqliteBackend(db))
         now = time.time() - 1
         made = [
-            await store.create(Deployment.new(tenant="t", model_id="o/m", now=now))
+            await store.deployments.create(Deployment.new(tenant="t", model_id="o/m", now=now))
             for _ in range(150)
         ]
         return [d.id for d in made]

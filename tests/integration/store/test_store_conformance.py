@@ -17,69 +17,67 @@ from visgate.domain.errors import (
     ValidationError,
 )
 from visgate.domain.status import Status
-from visgate.store.repository import (
-    IDEMPOTENCY_IN_FLIGHT_LEASE_S,
-    IDEMPOTENCY_TTL_S,
-    DeploymentStore,
-)
+from visgate.store.repositories import Store
 
 
 def new_dep(tenant: str = "t1", model: str = "org/model", now: float | None = None) -> Deployment:
     return Deployment.new(tenant=tenant, model_id=model, now=now or time.time())
 
 
-async def test_created_record_reads_back_for_its_tenant_only(store: DeploymentStore) -> None:
-    dep = await store.create(new_dep())
-    got = await store.get(dep.id, tenant="t1")
+async def test_created_record_reads_back_for_its_tenant_only(store: Store) -> None:
+    dep = await store.deployments.create(new_dep())
+    got = await store.deployments.get(dep.id, tenant="t1")
     assert got.model_id == "org/model"
     assert got.status is Status.validating
     assert got.version == 1
     with pytest.raises(DeploymentNotFoundError):
-        await store.get(dep.id, tenant="someone-else")
+        await store.deployments.get(dep.id, tenant="someone-else")
     with pytest.raises(DeploymentNotFoundError):
-        await store.get("dep_missing", tenant="t1")
+        await store.deployments.get("dep_missing", tenant="t1")
 
 
-async def test_same_id_cannot_be_created_twice(store: DeploymentStore) -> None:
+async def test_same_id_cannot_be_created_twice(store: Store) -> None:
     dep = new_dep()
-    await store.create(dep)
+    await store.deployments.create(dep)
     with pytest.raises(ConflictError):
-        await store.create(dep)
+        await store.deployments.create(dep)
 
 
-async def test_write_from_a_stale_read_is_refused(store: DeploymentStore) -> None:
-    created = await store.create(new_dep())
-    first = await store.get(created.id)
-    second = await store.get(created.id)
+async def test_write_from_a_stale_read_is_refused(store: Store) -> None:
+    created = await store.deployments.create(new_dep())
+    first = await store.deployments.get(created.id)
+    second = await store.deployments.get(created.id)
     first.log(time.time(), "first writer")
-    await store.save(first)
+    await store.deployments.save(first)
     second.log(time.time(), "second writer")
     with pytest.raises(StaleWriteError):
-        await store.save(second)
-    assert [e.message for e in (await store.get(created.id)).logs][-1] == "first writer"
+        await store.deployments.save(second)
+    assert [e.message for e in (await store.deployments.get(created.id)).logs][-1] == "first writer"
 
 
-async def test_illegal_status_move_raises_and_writes_nothing(store: DeploymentStore) -> None:
-    dep = await store.create(new_dep())
+async def test_illegal_status_move_raises_and_writes_nothing(store: Store) -> None:
+    dep = await store.deployments.create(new_dep())
     dep.status = Status.ready  # skipping every step: a bug
     with pytest.raises(IllegalTransitionError):
-        await store.save(dep)
-    assert (await store.get(dep.id)).status is Status.validating
+        await store.deployments.save(dep)
+    assert (await store.deployments.get(dep.id)).status is Status.validating
 
 
-async def test_mutate_retries_over_concurrent_writers(store: DeploymentStore) -> None:
-    dep = await store.create(new_dep())
+async def test_mutate_retries_over_concurrent_writers(store: Store) -> None:
+    dep = await store.deployments.create(new_dep())
 
     def add_line(d: Deployment) -> None:
         d.log(time.time(), "line")
 
-    await asyncio.gather(*(store.mutate(dep.id, add_line, attempts=30) for _ in range(5)))
-    lines = [e for e in (await store.get(dep.id)).logs if e.message == "line"]
+    await asyncio.gather(
+        *(store.deployments.mutate(dep.id, add_line, attempts=30) for _ in range(5))
+    )
+    lines = [e for e in (await store.deployments.get(dep.id)).logs if e.message == "line"]
     assert len(lines) == 5
 
 
 async def test_list_is_newest_first_filtered_and_paginates_without_gaps(
-    store: DeploymentStore,
+    store: Store,
 ) -> None:
     base = time.time()
     ids = []
@@ -87,117 +85,117 @@ async def test_list_is_newest_first_filtered_and_paginates_without_gaps(
         dep = new_dep(now=base + i)
         if i % 3 == 0:
             dep.move_to(Status.failed, base + i)
-        ids.append((await store.create(dep)).id)
-    await store.create(new_dep(tenant="other", now=base + 100))
+        ids.append((await store.deployments.create(dep)).id)
+    await store.deployments.create(new_dep(tenant="other", now=base + 100))
 
     seen: list[str] = []
     cursor = None
     while True:
-        page = await store.list(tenant="t1", limit=5, cursor=cursor)
+        page = await store.deployments.list(tenant="t1", limit=5, cursor=cursor)
         seen += [d.id for d in page.items]
         cursor = page.next_cursor
         if cursor is None:
             break
     assert seen == list(reversed(ids))
 
-    failed = await store.list(tenant="t1", status=Status.failed, limit=100)
+    failed = await store.deployments.list(tenant="t1", status=Status.failed, limit=100)
     assert [d.id for d in failed.items] == [i for n, i in enumerate(ids) if n % 3 == 0][::-1]
     with pytest.raises(ValidationError):
-        await store.list(tenant="t1", cursor="not-a-cursor")
+        await store.deployments.list(tenant="t1", cursor="not-a-cursor")
 
 
 async def test_records_due_but_still_leased_never_hide_the_claimable_ones(
-    store: DeploymentStore,
+    store: Store,
 ) -> None:
     """A DELETE or a worker callback makes a record due at once while a loop still holds it;
     a burst of those ahead in due order must not starve the records nobody holds."""
     now = time.time()
-    held = [await store.create(new_dep(now=now - 100 + i)) for i in range(6)]
-    assert len(await store.claim_due("busy-loop", 6, 600)) == 6
+    held = [await store.deployments.create(new_dep(now=now - 100 + i)) for i in range(6)]
+    assert len(await store.deployments.claim_due("busy-loop", 6, 600)) == 6
 
     def due_now(d: Deployment) -> None:
         d.due_at = now - 50
 
     for dep in held:
-        await store.mutate(dep.id, due_now)
-    free = await store.create(new_dep(now=now - 10))
+        await store.deployments.mutate(dep.id, due_now)
+    free = await store.deployments.create(new_dep(now=now - 10))
 
-    got = await store.claim_due("other-loop", 2, 600)
+    got = await store.deployments.claim_due("other-loop", 2, 600)
     assert [d.id for d in got] == [free.id]
 
 
-async def test_each_due_record_goes_to_exactly_one_claimant(store: DeploymentStore) -> None:
-    deps = [await store.create(new_dep()) for _ in range(12)]
+async def test_each_due_record_goes_to_exactly_one_claimant(store: Store) -> None:
+    deps = [await store.deployments.create(new_dep()) for _ in range(12)]
     now = time.time() + 1
     results = await asyncio.gather(
-        *(store.claim_due(f"owner-{i}", 5, 30, now=now) for i in range(4))
+        *(store.deployments.claim_due(f"owner-{i}", 5, 30, now=now) for i in range(4))
     )
     claimed = [d.id for batch in results for d in batch]
     assert len(claimed) == len(set(claimed))
     # whatever is left is still claimable, and nothing is handed out twice overall
-    rest = await store.claim_due("late", 100, 30, now=now)
+    rest = await store.deployments.claim_due("late", 100, 30, now=now)
     assert sorted(claimed + [d.id for d in rest]) == sorted(d.id for d in deps)
-    assert await store.claim_due("again", 100, 30, now=now) == []
+    assert await store.deployments.claim_due("again", 100, 30, now=now) == []
 
 
-async def test_leased_record_returns_when_its_holder_dies(store: DeploymentStore) -> None:
-    dep = await store.create(new_dep())
+async def test_leased_record_returns_when_its_holder_dies(store: Store) -> None:
+    dep = await store.deployments.create(new_dep())
     now = time.time() + 1
-    [held] = await store.claim_due("a", 10, 30, now=now)
+    [held] = await store.deployments.claim_due("a", 10, 30, now=now)
     assert held.lease_owner == "a" and held.lease_token
-    assert await store.claim_due("b", 10, 30, now=now + 29) == []
-    [taken] = await store.claim_due("b", 10, 30, now=now + 31)
+    assert await store.deployments.claim_due("b", 10, 30, now=now + 29) == []
+    [taken] = await store.deployments.claim_due("b", 10, 30, now=now + 31)
     assert taken.id == dep.id and taken.lease_owner == "b"
     held.move_to(Status.selecting_gpu, now)
     with pytest.raises((LeaseLostError, StaleWriteError)):
-        await store.save(held, lease_token=held.lease_token)
+        await store.deployments.save(held, lease_token=held.lease_token)
 
 
-async def test_holder_writes_next_step_and_releases(store: DeploymentStore) -> None:
-    await store.create(new_dep())
+async def test_holder_writes_next_step_and_releases(store: Store) -> None:
+    await store.deployments.create(new_dep())
     now = time.time() + 1
-    [held] = await store.claim_due("a", 10, 30, now=now)
+    [held] = await store.deployments.claim_due("a", 10, 30, now=now)
     token = held.lease_token
     held.move_to(Status.selecting_gpu, now)
     held.lease_owner = held.lease_token = held.lease_expires_at = None
     held.due_at = now + 5
-    saved = await store.save(held, lease_token=token)
+    saved = await store.deployments.save(held, lease_token=token)
     assert saved.status is Status.selecting_gpu and saved.lease_token is None
-    assert await store.claim_due("b", 10, 30, now=now + 1) == []
-    [again] = await store.claim_due("b", 10, 30, now=now + 6)
+    assert await store.deployments.claim_due("b", 10, 30, now=now + 1) == []
+    [again] = await store.deployments.claim_due("b", 10, 30, now=now + 6)
     assert again.status is Status.selecting_gpu
 
 
-async def test_api_write_during_a_lease_keeps_the_lease(store: DeploymentStore) -> None:
-    dep = await store.create(new_dep())
+async def test_api_write_during_a_lease_keeps_the_lease(store: Store) -> None:
+    dep = await store.deployments.create(new_dep())
     now = time.time() + 1
-    [held] = await store.claim_due("a", 10, 30, now=now)
+    [held] = await store.deployments.claim_due("a", 10, 30, now=now)
 
     def delete(d: Deployment) -> None:
         d.move_to(Status.deleting, now)
         d.due_at = now
 
-    after = await store.mutate(dep.id, delete)
+    after = await store.deployments.mutate(dep.id, delete)
     assert after.status is Status.deleting and after.lease_token == held.lease_token
-    assert await store.claim_due("b", 10, 30, now=now + 1) == []  # still leased to "a"
+    assert await store.deployments.claim_due("b", 10, 30, now=now + 1) == []  # still leased to "a"
     with pytest.raises(StaleWriteError):
-        await store.save(held, lease_token=held.lease_token)
+        await store.deployments.save(held, lease_token=held.lease_token)
 
 
-async def test_extended_lease_keeps_others_out(store: DeploymentStore) -> None:
-    await store.create(new_dep())
+async def test_extended_lease_keeps_others_out(store: Store) -> None:
+    await store.deployments.create(new_dep())
     now = time.time()
-    [held] = await store.claim_due("a", 10, 2, now=now)
-    assert await store.extend_lease(held, 60)
-    assert await store.claim_due("b", 10, 30, now=now + 5) == []
+    [held] = await store.deployments.claim_due("a", 10, 2, now=now)
+    assert await store.deployments.extend_lease(held, 60)
+    assert await store.deployments.claim_due("b", 10, 30, now=now + 5) == []
     held.lease_token = "stolen"
-    assert not await store.extend_lease(held, 60)
+    assert not await store.deployments.extend_lease(held, 60)
 
 
-async def test_request_counter_counts_per_window(store: DeploymentStore) -> None:
-    counts = [await store.count_request("key-a") for _ in range(3)]
+async def test_request_counter_counts_per_window(store: Store) -> None:
+    counts = [await store.rate_limits.count_request("key-a") for _ in range(3)]
     assert counts == [1, 2, 3]
-    assert await store.count_request("key-b") == 1
+    assert await store.rate_limits.count_request("key-b") == 1
 
 
 async def test_counter_restarts_after_its_window(document_backend: object) -> None:
@@ -207,84 +205,20 @@ async def test_counter_restarts_after_its_window(document_backend: object) -> No
     assert await backend.increment("rate_limits", "k", now=161.0, expires_at=220.0) == 1  # type: ignore[attr-defined]
 
 
-async def test_idempotency_key_is_held_then_replayed(store: DeploymentStore) -> None:
-    assert await store.idempotency_begin("t1", "key-1", "fp-a") is None
-    held = await store.idempotency_begin("t1", "key-1", "fp-a")
-    assert held is not None and held.state == "in_flight"
-    await store.idempotency_complete("t1", "key-1", 202, {"deployment_id": "dep_1"})
-    done = await store.idempotency_begin("t1", "key-1", "fp-b")
-    assert done is not None and done.state == "done" and done.fingerprint == "fp-a"
-    assert done.response == {"deployment_id": "dep_1"}
-    assert await store.idempotency_begin("t2", "key-1", "fp-a") is None  # scoped per tenant
-    await store.idempotency_abandon("t2", "key-1")
-    assert await store.idempotency_begin("t2", "key-1", "fp-c") is None
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def test_in_flight_idempotency_claim_is_a_short_lease(document_backend: object) -> None:
-    """A request that claimed a key and died frees it after the lease, not after a day."""
-    clock = FakeClock()
-    store = DeploymentStore(document_backend, clock=clock)  # type: ignore[arg-type]
-    assert await store.idempotency_begin("t1", "key-1", "fp-a") is None
-    clock.now += IDEMPOTENCY_IN_FLIGHT_LEASE_S - 1
-    held = await store.idempotency_begin("t1", "key-1", "fp-a")
-    assert held is not None and held.state == "in_flight"
-    clock.now += 2  # past the lease
-    assert await store.idempotency_begin("t1", "key-1", "fp-a") is None  # taken over
-    taken = await store.idempotency_begin("t1", "key-1", "fp-a")
-    assert taken is not None and taken.state == "in_flight"
-    assert taken.created_at == clock.now  # the new claim, with a lease of its own
-
-
-async def test_done_idempotency_answers_replay_for_24_hours(document_backend: object) -> None:
-    clock = FakeClock()
-    store = DeploymentStore(document_backend, clock=clock)  # type: ignore[arg-type]
-    assert await store.idempotency_begin("t1", "key-1", "fp-a") is None
-    clock.now += 5
-    await store.idempotency_complete("t1", "key-1", 202, {"deployment_id": "dep_1"})
-    clock.now += IDEMPOTENCY_TTL_S - 10  # far past the in-flight lease, inside the day
-    done = await store.idempotency_begin("t1", "key-1", "fp-a")
-    assert done is not None and done.state == "done"
-    assert done.response == {"deployment_id": "dep_1"}
-    clock.now += 10  # 24 h after the answer
-    assert await store.idempotency_begin("t1", "key-1", "fp-b") is None
-
-
-async def test_an_expired_idempotency_record_is_taken_over_by_one_racer(
-    document_backend: object,
-) -> None:
-    clock = FakeClock()
-    store = DeploymentStore(document_backend, clock=clock)  # type: ignore[arg-type]
-    assert await store.idempotency_begin("t1", "key-1", "fp-a") is None
-    clock.now += IDEMPOTENCY_IN_FLIGHT_LEASE_S + 1
-    results = await asyncio.gather(
-        *(store.idempotency_begin("t1", "key-1", "fp-a") for _ in range(4))
-    )
-    assert sum(r is None for r in results) == 1, results
-    assert all(r.state == "in_flight" for r in results if r is not None)
-
-
-async def test_counts_by_status(store: DeploymentStore) -> None:
+async def test_counts_by_status(store: Store) -> None:
     for _ in range(2):
-        await store.create(new_dep())
+        await store.deployments.create(new_dep())
     failed = new_dep()
     failed.fail(time.time(), ErrorInfo(type="X", message="y"))
-    await store.create(failed)
-    assert await store.count_by_status() == {"validating": 2, "failed": 1}
+    await store.deployments.create(failed)
+    assert await store.deployments.count_by_status() == {"validating": 2, "failed": 1}
 
 
-async def test_store_answers_ping(store: DeploymentStore) -> None:
+async def test_store_answers_ping(store: Store) -> None:
     await store.ping()
 
 
-async def test_add_within_adds_only_while_every_limit_holds(store: DeploymentStore) -> None:
+async def test_add_within_adds_only_while_every_limit_holds(store: Store) -> None:
     backend = store.backend
     caps = {"n": 2, "w": 3}
     first = await backend.add_within(
@@ -306,7 +240,7 @@ async def test_add_within_adds_only_while_every_limit_holds(store: DeploymentSto
     assert stored is not None and (stored["n"], stored["w"]) == (0, 2)
 
 
-async def test_add_within_lets_exactly_the_limit_through_a_race(store: DeploymentStore) -> None:
+async def test_add_within_lets_exactly_the_limit_through_a_race(store: Store) -> None:
     async def one() -> bool:
         got = await store.backend.add_within(
             "counters", "race", deltas={"n": 1}, limits={"n": 5}, base={}

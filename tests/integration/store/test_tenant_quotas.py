@@ -18,7 +18,7 @@ from visgate.domain.errors import QuotaExceededError
 from visgate.domain.status import Status
 from visgate.store.base import DocumentBackend
 from visgate.store.quotas import Limits, TenantQuotas
-from visgate.store.repository import DeploymentStore
+from visgate.store.repositories import Store
 
 CLIENTS = 4
 
@@ -124,14 +124,14 @@ async def test_slots_left_by_a_crash_are_reclaimed_when_they_would_refuse(
     """A reservation whose POST died before writing its record, and a deployment whose
     release never ran, no longer block the tenant once they are checked."""
     now = [time.time()]
-    store = DeploymentStore(backends[0], clock=lambda: now[0])
+    store = Store(backends[0], clock=lambda: now[0])
     quotas = store.quotas
     limits = Limits(max_deployments=2, max_workers=10)
     await quotas.reserve("acme", "dep_lost", 1, limits)  # never gets a record
     gone = Deployment.new(tenant="acme", model_id="o/m", now=now[0])
     await quotas.reserve("acme", gone.id, 1, limits)
     gone.status = Status.deleted  # stored as deleted, its release lost
-    await store.backend.insert("deployments", store._doc(gone))
+    await store.deployments.create(gone)
 
     with pytest.raises(QuotaExceededError):  # the lost POST may still be writing: kept
         await quotas.reserve("acme", "dep_new", 1, Limits(max_deployments=1, max_workers=10))

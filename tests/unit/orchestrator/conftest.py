@@ -26,7 +26,7 @@ from visgate.providers.runpod import RunpodProvider, RunpodRestProvider
 from visgate.registry.catalogue import default_catalogue
 from visgate.services import Services, build_services
 from visgate.settings import load_settings
-from visgate.store.repository import DeploymentStore
+from visgate.store.repositories import Store
 from visgate.store.sqlite import SqliteBackend
 
 TENANT = "team"
@@ -71,7 +71,7 @@ class Plane:
     reconciler: Reconciler
 
     @property
-    def store(self) -> DeploymentStore:
+    def store(self) -> Store:
         return self.services.store
 
     async def place(
@@ -94,7 +94,7 @@ class Plane:
         dep.status, dep.status_since = status, at
         for name, value in fields.items():
             setattr(dep, name, value)
-        return await self.store.create(dep)
+        return await self.store.deployments.create(dep)
 
     async def endpoint_for(self, dep: Deployment, key: str = API_KEY) -> EndpointRef:
         """Make the deployment's endpoint on the fake, as an earlier step would have."""
@@ -113,11 +113,11 @@ class Plane:
     async def settle(self, dep_id: str, passes: int = 20) -> Deployment:
         """Run passes while the record is due."""
         for _ in range(passes):
-            dep = await self.store.get(dep_id)
+            dep = await self.store.deployments.get(dep_id)
             if dep.due_at is None or dep.due_at > time.time():
                 return dep
             await self.run()
-        return await self.store.get(dep_id)
+        return await self.store.deployments.get(dep_id)
 
     async def make_due(self, dep_id: str) -> None:
         """Skip the wait: the record comes due now (as if its backoff had passed)."""
@@ -125,7 +125,7 @@ class Plane:
         def due(d: Deployment) -> None:
             d.due_at = time.time()
 
-        await self.store.mutate(dep_id, due)
+        await self.store.deployments.mutate(dep_id, due)
 
     def endpoint(self, dep: Deployment) -> dict[str, Any] | None:
         return self.runpod.state.endpoint(endpoint_name(dep.id))
@@ -147,7 +147,7 @@ class CallbacksDuringCreate:
         ref = await self.inner.ensure_endpoint(spec, api_key=api_key, fresh=fresh)
         dep_id = spec.name.removeprefix("visgate-")
         for body in self.bodies:
-            await self.plane.store.mutate(
+            await self.plane.store.deployments.mutate(
                 dep_id, lambda d, b=body: apply_worker_callback(d, b, time.time())
             )
         return ref
@@ -196,7 +196,7 @@ async def make_plane(
     made: list[Services] = []
     hub_server.state.reset()
 
-    async def make(*, store: DeploymentStore | None = None, **env: Any) -> Plane:
+    async def make(*, store: Store | None = None, **env: Any) -> Plane:
         settings = plane_settings(tmp_path, runpod, hub_server, **env)
         fast = {"timeout": 5.0, "retry_attempts": 2, "max_retry_wait": 0.02}
         provider: GpuProvider
@@ -207,7 +207,7 @@ async def make_plane(
         hub = HubValidator(hub_server.url, max_retry_wait=0.02, timeout_s=2.0)
         services = build_services(
             settings,
-            store=store or DeploymentStore(SqliteBackend(settings.db_path)),
+            store=store or Store(SqliteBackend(settings.db_path)),
             provider=provider,
             hub=hub,
         )

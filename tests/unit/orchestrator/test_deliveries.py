@@ -14,11 +14,11 @@ import pytest
 
 from tests.support.receivers import WebhookReceiver, webhook_receiver
 from tests.unit.orchestrator.conftest import Plane
+from visgate.auth.api_keys import IssuedKey, issue_key
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import SecretPermissionError, SecretStoreUnavailableError
 from visgate.domain.records import hash_api_key
 from visgate.domain.status import Status
-from visgate.keys import IssuedKey, issue_key
 from visgate.orchestrator.deliveries import DeliveryWorker
 from visgate.orchestrator.events import queue_pending_events
 from visgate.secrets.base import SecretStore
@@ -78,7 +78,7 @@ async def _pass(worker: DeliveryWorker) -> None:
 
 
 async def _logs(plane: Plane, dep: Deployment) -> str:
-    return json.dumps([e.message for e in (await plane.store.get(dep.id)).logs])
+    return json.dumps([e.message for e in (await plane.store.deployments.get(dep.id)).logs])
 
 
 async def _delete_signing_secret(plane: Plane, issued: IssuedKey) -> None:
@@ -99,7 +99,7 @@ async def test_secret_store_outage_counts_as_a_try_and_follows_the_schedule(
     assert "try 1 failed (signing secret unavailable (SecretStoreUnavailableError))" in (
         await _logs(plane, dep)
     )
-    assert (await plane.store.get(dep.id)).status is Status.ready
+    assert (await plane.store.deployments.get(dep.id)).status is Status.ready
 
     flaky.fault = None
     await asyncio.sleep(0.3)  # WEBHOOK_RETRY_SCHEDULE=0.2,0.2: the second try is due
@@ -129,7 +129,7 @@ async def test_unreadable_signing_secret_ends_the_delivery_with_its_reason(
     dep = await _ready(plane, issued, receiver)
 
     await _pass(worker)
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert fresh.status is Status.webhook_failed
     assert reason in await _logs(plane, dep)
     assert receiver.deliveries == []
@@ -147,7 +147,7 @@ async def test_deleted_signing_secret_is_noticed_once_the_cache_expires(
     await asyncio.sleep(0.3)
     second = await _ready(plane, issued, receiver)
     await _pass(worker)
-    assert (await plane.store.get(second.id)).status is Status.webhook_failed
+    assert (await plane.store.deployments.get(second.id)).status is Status.webhook_failed
     assert len(receiver.deliveries) == 1
 
 
@@ -160,7 +160,7 @@ async def test_a_delivery_held_by_a_dead_instance_is_sent_once_its_lease_runs_ou
         await _ready(plane, issued, receiver)
         # An instance claims the delivery, as its loop does, and dies before sending it.
         dead = DeliveryWorker(plane.services, owner="dead-instance")
-        claimed = await plane.store.claim_due_deliveries(dead.owner, 1, dead.lease_seconds)
+        claimed = await plane.store.deliveries.claim_due(dead.owner, 1, dead.lease_seconds)
         assert len(claimed) == 1
         await dead.aclose()
         survivor = DeliveryWorker(plane.services, owner="survivor")

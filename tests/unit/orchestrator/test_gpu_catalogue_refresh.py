@@ -32,7 +32,7 @@ async def test_live_gpu_sizes_reach_selection_and_the_gpu_list(
     )
     await plane.run()
 
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert fresh.status is Status.creating_endpoint
     assert "AMPERE_24" not in fresh.gpu_pools  # 20 GB no longer fits a 22 GB model
     assert _vram("AMPERE_24") == 20.0  # GET /v1/gpus shows the live figure
@@ -45,7 +45,7 @@ async def test_failing_gpu_list_leaves_selection_on_the_static_table(plane: Plan
     dep = await plane.place(Status.selecting_gpu, vram_gb=MODEL_GB)
     await plane.run()
 
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert fresh.status is Status.creating_endpoint
     assert fresh.gpu_pools[0] == "AMPERE_24"  # the static 24 GB
     assert default_catalogue.source == "static"

@@ -34,7 +34,7 @@ async def test_a_pool_without_stock_goes_last_and_the_log_says_so(
         secrets={"runpod_api_key": USER_KEY},
     )
     await plane.run()
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert asked == [USER_KEY]
     assert fresh.gpu_pools == ["ADA_24", "AMPERE_24"]
     messages = [e.message for e in fresh.logs]
@@ -56,6 +56,6 @@ async def test_without_stock_figures_nothing_is_said(
     monkeypatch.setattr(plane.services.provider, "gpu_types", gpu_types)
     dep = await plane.place(Status.selecting_gpu, vram_gb=20.0, gpu_tier="24gb")
     await plane.run()
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert fresh.gpu_pools == ["AMPERE_24", "ADA_24"]
     assert not any("stock" in e.message for e in fresh.logs)

@@ -17,8 +17,8 @@ from visgate.domain.meter import SAMPLE_SECONDS
 from visgate.domain.status import Status
 from visgate.orchestrator.callbacks import apply_worker_callback
 from visgate.orchestrator.events import delivery_id
+from visgate.store.deliveries import DELIVERIES
 from visgate.store.quotas import Limits
-from visgate.store.repository import DELIVERIES
 
 READY = WorkerCallback(status="ready", models_loaded=["sdxl-turbo"], gpu="NVIDIA GeForce RTX 4090")
 LIMITS = Limits(max_deployments=10, max_workers=10)
@@ -36,10 +36,12 @@ async def _to_ready(plane: Plane, **fields: Any) -> Deployment:
     for _ in range(3):  # validate, select pools, create the endpoint
         await plane.make_due(dep.id)
         await plane.run()
-    assert (await plane.store.get(dep.id)).status is Status.loading_model
-    await plane.store.mutate(dep.id, lambda d: apply_worker_callback(d, READY, time.time()))
+    assert (await plane.store.deployments.get(dep.id)).status is Status.loading_model
+    await plane.store.deployments.mutate(
+        dep.id, lambda d: apply_worker_callback(d, READY, time.time())
+    )
     await plane.run()
-    return await plane.store.get(dep.id)
+    return await plane.store.deployments.get(dep.id)
 
 
 async def test_the_endpoint_gets_the_worker_cap_and_the_region(any_plane: Plane) -> None:
@@ -68,10 +70,10 @@ async def test_ttl_runs_from_ready_then_deletes_through_teardown(any_plane: Plan
     def expire(d: Deployment) -> None:
         d.expires_at = d.due_at = time.time() - 1
 
-    await plane.store.mutate(dep.id, expire)
+    await plane.store.deployments.mutate(dep.id, expire)
     await plane.run()  # expiry: deleting
     await plane.run()  # teardown: deleted
-    gone = await plane.store.get(dep.id)
+    gone = await plane.store.deployments.get(dep.id)
     assert gone.status is Status.deleted and gone.delete_reason == "expired"
     assert plane.endpoint(gone) is None
     assert any("expired: ttl_seconds=600" in e.message for e in gone.logs)
@@ -89,7 +91,7 @@ async def test_ttl_counts_from_creation_while_never_ready(plane: Plane) -> None:
     await plane.make_due(dep.id)
     await plane.run()
     await plane.run()
-    gone = await plane.store.get(dep.id)
+    gone = await plane.store.deployments.get(dep.id)
     assert (gone.status, gone.delete_reason) == (Status.deleted, "expired")
 
 
@@ -103,7 +105,7 @@ async def test_an_idle_record_with_a_ttl_stays_due_by_its_expiry(plane: Plane) -
     )
     await plane.make_due(dep.id)
     await plane.run()
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert fresh.due_at == pytest.approx(fresh.expires_at)
 
 
@@ -120,7 +122,7 @@ async def test_a_deleted_deployment_gives_its_slot_back(plane: Plane) -> None:
     await plane.store.quotas.reserve(TENANT, dep.id, 2, LIMITS)
     await plane.make_due(dep.id)
     await plane.run()
-    assert (await plane.store.get(dep.id)).status is Status.deleted
+    assert (await plane.store.deployments.get(dep.id)).status is Status.deleted
     assert (await plane.store.quotas.usage(TENANT)).workers == 0
 
 
@@ -132,7 +134,7 @@ async def test_a_serving_deployment_is_metered_at_its_pools_price(any_plane: Pla
 
     await plane.make_due(dep.id)  # just ready: the loading step's sample stands, no read
     await plane.run()
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert fresh.meter == dep.meter
     assert fresh.due_at == pytest.approx(dep.meter.at + SAMPLE_SECONDS)
 
@@ -140,21 +142,21 @@ async def test_a_serving_deployment_is_metered_at_its_pools_price(any_plane: Pla
         assert d.meter is not None
         d.meter.at -= 3600
 
-    await plane.store.mutate(dep.id, an_hour_ago)
+    await plane.store.deployments.mutate(dep.id, an_hour_ago)
     plane.runpod.state.set_workers(dep.endpoint_id or "", idle=1, running=1, throttled=2)
     await plane.make_due(dep.id)
     await plane.run()
-    metered = await plane.store.get(dep.id)
+    metered = await plane.store.deployments.get(dep.id)
     assert metered.meter is not None and metered.meter.workers == 2  # throttled are not billed
     price = metered.meter.unit_price_per_hour
     assert price is not None and price > 0  # the ADA_24 (RTX 4090) pool's price
     assert metered.meter.spend == pytest.approx(started + loading_workers * price, rel=0.01)
     assert metered.due_at == pytest.approx(time.time() + SAMPLE_SECONDS, abs=5)
 
-    await plane.store.mutate(dep.id, an_hour_ago)
+    await plane.store.deployments.mutate(dep.id, an_hour_ago)
     plane.runpod.state.set_workers(dep.endpoint_id or "", idle=0, running=0, throttled=0)
     await plane.make_due(dep.id)
     await plane.run()
-    later = await plane.store.get(dep.id)
+    later = await plane.store.deployments.get(dep.id)
     assert later.meter is not None and later.meter.workers == 0
     assert later.meter.spend == pytest.approx(metered.meter.spend + 2 * price, rel=0.01)

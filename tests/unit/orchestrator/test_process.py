@@ -13,12 +13,13 @@ from visgate.domain.deployment import Deployment
 from visgate.domain.errors import StoreAccessError
 from visgate.domain.meter import SAMPLE_SECONDS
 from visgate.domain.status import Status
-from visgate.store.repository import DeploymentStore
+from visgate.store.deployments import DeploymentRepository
+from visgate.store.repositories import Store
 from visgate.store.sqlite import SqliteBackend
 
 
-class ContendedStore(DeploymentStore):
-    """A real store where another writer (say, a stream of worker callbacks) changes the
+class ContendedDeployments(DeploymentRepository):
+    """Real deployment records where another writer (say, a stream of worker callbacks) changes the
     record just before each of the reconciler's writes, so each one is stale."""
 
     contend = True
@@ -37,18 +38,19 @@ def _only_metering_left(dep: Deployment) -> bool:
 async def test_write_that_keeps_going_stale_is_dropped_and_the_record_comes_back(
     make_plane: Any, tmp_path: Any
 ) -> None:
-    store = ContendedStore(SqliteBackend(tmp_path / "contended.db"))
+    store = Store(SqliteBackend(tmp_path / "contended.db"))
+    store.deployments = deployments = ContendedDeployments(store.backend)
     plane: Plane = await make_plane(store=store)
     dep = await plane.place(Status.ready, endpoint_id="e1")
-    claimed = await store.claim_due("unit", 10, 1.1)
+    claimed = await deployments.claim_due("unit", 10, 1.1)
     assert [d.id for d in claimed] == [dep.id]
 
     await plane.reconciler.process(claimed[0])  # returns instead of raising
 
-    store.contend = False
+    deployments.contend = False
     await asyncio.sleep(1.2)  # the lease ends; the record is due again
     assert await plane.run() == 1
-    settled = await store.get(dep.id)
+    settled = await deployments.get(dep.id)
     assert settled.lease_token is None and _only_metering_left(settled)
 
 
@@ -58,7 +60,7 @@ async def test_stopping_mid_step_hands_the_record_back(plane: Plane) -> None:
     stop = asyncio.Event()
     loop = asyncio.create_task(plane.reconciler.run_forever(stop))
     deadline = time.monotonic() + 5
-    while (await plane.store.get(dep.id)).lease_token is None:
+    while (await plane.store.deployments.get(dep.id)).lease_token is None:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.2)
@@ -67,14 +69,14 @@ async def test_stopping_mid_step_hands_the_record_back(plane: Plane) -> None:
     plane.services.poke()
     await asyncio.wait_for(loop, 3)
 
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert fresh.status is Status.creating_endpoint
     assert fresh.lease_token is None
     assert fresh.due_at is not None and fresh.due_at <= time.time()
 
 
-class RefusingStore(DeploymentStore):
-    """A real store that first refuses access (Firestore before its IAM grant propagates)."""
+class RefusingDeployments(DeploymentRepository):
+    """Real deployment records that first refuses access (Firestore before its IAM grant propagates)."""
 
     refusals = 3
 
@@ -88,7 +90,8 @@ class RefusingStore(DeploymentStore):
 async def test_loop_outlives_a_store_that_refuses_access_then_goes_on(
     make_plane: Any, tmp_path: Any
 ) -> None:
-    store = RefusingStore(SqliteBackend(tmp_path / "refusing.db"))
+    store = Store(SqliteBackend(tmp_path / "refusing.db"))
+    store.deployments = deployments = RefusingDeployments(store.backend)
     plane: Plane = await make_plane(store=store, VISGATE_POLL_INTERVAL=0.05)
     dep = await plane.place(Status.ready, endpoint_id="e1")
     stop = asyncio.Event()
@@ -97,11 +100,11 @@ async def test_loop_outlives_a_store_that_refuses_access_then_goes_on(
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             assert not loop.done(), "the loop died of a store refusal"
-            if _only_metering_left(await store.get(dep.id)):  # the ready step ran
+            if _only_metering_left(await deployments.get(dep.id)):  # the ready step ran
                 break
             await asyncio.sleep(0.05)
-        assert store.refusals == 0
-        assert _only_metering_left(await store.get(dep.id))
+        assert deployments.refusals == 0
+        assert _only_metering_left(await deployments.get(dep.id))
     finally:
         stop.set()
         await asyncio.wait_for(loop, 5)

@@ -23,12 +23,14 @@ READY = WorkerCallback(status="ready", models_loaded=["sdxl-turbo"], gpu="NVIDIA
 
 async def report(plane: Plane, dep_id: str, body: WorkerCallback) -> Deployment:
     """The worker's callback, as the internal route applies it."""
-    return await plane.store.mutate(dep_id, lambda d: apply_worker_callback(d, body, time.time()))
+    return await plane.store.deployments.mutate(
+        dep_id, lambda d: apply_worker_callback(d, body, time.time())
+    )
 
 
 async def _past_its_lease(plane: Plane, dep_id: str, lease_seconds: float) -> Deployment:
     """Another process claims the record once the dead owner's lease has run out."""
-    [claimed] = await plane.store.claim_due(
+    [claimed] = await plane.store.deployments.claim_due(
         "process-b", 1, lease_seconds, now=time.time() + lease_seconds + 1
     )
     assert claimed.id == dep_id
@@ -50,9 +52,9 @@ async def test_ready_callback_then_a_lost_create_write_keeps_the_endpoint(
     )
 
     # Process A claims and runs the create step; its result is never written (SIGKILL).
-    [claimed] = await plane.store.claim_due("process-a", 1, 5)
+    [claimed] = await plane.store.deployments.claim_due("process-a", 1, 5)
     await STEPS[claimed.status](plane.services, claimed)
-    raced = await plane.store.get(dep.id)
+    raced = await plane.store.deployments.get(dep.id)
     assert raced.status is Status.ready and raced.endpoint_id is None
     made = plane.endpoint(raced)
     assert made is not None
@@ -63,7 +65,7 @@ async def test_ready_callback_then_a_lost_create_write_keeps_the_endpoint(
         await plane.make_due(dep.id)
         await plane.run()
 
-    final = await plane.store.get(dep.id)
+    final = await plane.store.deployments.get(dep.id)
     assert final.status is Status.ready, final.error
     assert Status.failed not in [event.status for event in final.history]
     assert final.endpoint_id == made["id"]  # found by name and recorded
@@ -87,7 +89,7 @@ async def test_runpod_errors_past_the_retry_cap_never_fail_a_ready_deployment(
     dep = await _ready_without_endpoint_id(plane, attempts=MAX_TRANSIENT_ATTEMPTS - 1)
     plane.runpod.state.fail_next(100, status=503)
     await plane.run()
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert fresh.status is Status.ready
     assert fresh.due_at is not None and fresh.due_at > time.time()  # looked up again later
     assert plane.endpoint(fresh) is not None
@@ -95,7 +97,7 @@ async def test_runpod_errors_past_the_retry_cap_never_fail_a_ready_deployment(
     plane.runpod.state.clear_faults()
     await plane.make_due(dep.id)
     await plane.run()
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert fresh.status is Status.ready and fresh.endpoint_id
     assert fresh.attempts == 0
 
@@ -106,7 +108,7 @@ async def test_a_permanent_error_on_a_ready_deployment_is_retried_not_fatal(
     dep = await _ready_without_endpoint_id(plane)
     plane.runpod.state.fail_next(1, status=401)  # e.g. a key revoked on Runpod for a while
     await plane.run()
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert fresh.status is Status.ready, fresh.error
     assert plane.endpoint(fresh) is not None
     assert any("retrying" in entry.message for entry in fresh.logs)
@@ -122,7 +124,7 @@ async def test_a_worker_failure_after_ready_leaves_the_deployment_serving(
     assert "deployment.failed" not in fresh.pending_events
     await plane.make_due(dep.id)
     await plane.run()
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert fresh.status is Status.ready
     assert plane.endpoint(fresh) is not None
 

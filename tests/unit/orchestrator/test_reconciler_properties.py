@@ -30,7 +30,7 @@ from visgate.domain.errors import LeaseLostError
 from visgate.domain.status import SERVING, Status
 from visgate.orchestrator.callbacks import apply_worker_callback
 from visgate.orchestrator.reconciler import Reconciler
-from visgate.store.repository import DeploymentStore
+from visgate.store.repositories import Store
 from visgate.store.sqlite import SqliteBackend
 
 READY_TIMEOUT_S = 10
@@ -72,11 +72,11 @@ class World:
     async def claim(self, loop: Reconciler) -> Deployment | None:
         """Claim the record as the loop would once it is due and any lease on it has run
         out: the clock jumps ahead rather than the test sleeping."""
-        dep = await self.plane.store.get(self.dep_id)
+        dep = await self.plane.store.deployments.get(self.dep_id)
         if dep.due_at is None:
             return None  # settled: nothing to do until something happens to it
         later = max(time.time(), dep.due_at, dep.lease_expires_at or 0.0) + 1
-        claimed = await self.plane.store.claim_due(loop.owner, 1, LEASE_S, now=later)
+        claimed = await self.plane.store.deployments.claim_due(loop.owner, 1, LEASE_S, now=later)
         return claimed[0] if claimed else None
 
     async def step_and_write(self, loop: Reconciler, dep: Deployment) -> None:
@@ -89,7 +89,7 @@ class World:
 
     async def callback(self, body: WorkerCallback) -> None:
         if self.worker_exists():  # a worker runs only on an endpoint that exists
-            await self.plane.store.mutate(
+            await self.plane.store.deployments.mutate(
                 self.dep_id, lambda d: apply_worker_callback(d, body, time.time())
             )
 
@@ -100,9 +100,11 @@ class World:
         elif event == "runpod_down":
             state.fail_next(3, status=503)
         elif event == "time_passes":
-            await self.plane.store.mutate(self.dep_id, _age)
+            await self.plane.store.deployments.mutate(self.dep_id, _age)
         elif event == "delete":
-            await self.plane.store.mutate(self.dep_id, lambda d: d.request_delete(time.time()))
+            await self.plane.store.deployments.mutate(
+                self.dep_id, lambda d: d.request_delete(time.time())
+            )
         elif (dep := await self.claim(self.loop_a)) is None:
             return  # nothing due
         elif event == "pass":
@@ -130,16 +132,18 @@ class World:
         """Runpod works again and time runs on until nothing is left to do."""
         self.plane.runpod.state.clear_faults()
         for _ in range(40):
-            dep = await self.plane.store.get(self.dep_id)
+            dep = await self.plane.store.deployments.get(self.dep_id)
             if dep.status in (Status.loading_model, Status.downloading_model):
-                await self.plane.store.mutate(self.dep_id, _age)  # the worker never reports
+                await self.plane.store.deployments.mutate(
+                    self.dep_id, _age
+                )  # the worker never reports
             if dep.status in SERVING and dep.endpoint_id and dep.meter is not None:
                 return dep  # what is left is the periodic meter sample
             claimed = await self.claim(self.loop_a)
             if claimed is None:
-                return await self.plane.store.get(self.dep_id)
+                return await self.plane.store.deployments.get(self.dep_id)
             await self.step_and_write(self.loop_a, claimed)
-            await self.check(await self.plane.store.get(self.dep_id))
+            await self.check(await self.plane.store.deployments.get(self.dep_id))
         raise AssertionError("the deployment never settled")
 
     async def check(self, dep: Deployment) -> None:
@@ -171,7 +175,7 @@ async def _fresh_store(plane: Plane, tmp_path: Path) -> None:
     be what the next example's loop claims."""
     await plane.services.store.aclose()
     path = tmp_path / f"example-{uuid.uuid4().hex}.db"
-    plane.services.store = DeploymentStore(SqliteBackend(str(path)))
+    plane.services.store = Store(SqliteBackend(str(path)))
 
 
 # The interleaving of the crash that failed ready deployments: the create step's process
@@ -195,7 +199,7 @@ async def test_interleavings_keep_the_invariants(
     world = World(plane, dep.id)
     for event in events:
         await world.do(event)
-        await world.check(await plane.store.get(dep.id))
+        await world.check(await plane.store.deployments.get(dep.id))
 
     final = await world.settle()
     live = plane.runpod.state.endpoint(world.name)

@@ -85,7 +85,7 @@ async def test_a_template_still_bound_is_retried_until_the_delete_finishes(
         d.request_delete(time.time())
         return True
 
-    await rest.store.mutate(dep.id, delete)
+    await rest.store.deployments.mutate(dep.id, delete)
     deleting = await rest.settle(dep.id)
     assert deleting.status is Status.deleting
     assert rest.endpoint(dep) is None and rest.runpod.state.templates  # endpoint first

@@ -42,7 +42,7 @@ async def test_failed_record_whose_teardown_keeps_failing_keeps_its_error_and_ba
         await plane.make_due(dep.id)
         started = time.time()
         await plane.run()
-        fresh = await plane.store.get(dep.id)
+        fresh = await plane.store.deployments.get(dep.id)
         assert fresh.status is Status.failed
         assert fresh.error == WORKER_ERROR  # the user still sees why it failed
         assert fresh.lease_token is None
@@ -69,7 +69,7 @@ async def test_deleting_record_is_retried_past_the_cap_and_deleted_once_teardown
         await plane.make_due(dep.id)
         started = time.time()
         await plane.run()
-        fresh = await plane.store.get(dep.id)
+        fresh = await plane.store.deployments.get(dep.id)
         assert fresh.status is Status.deleting
         assert fresh.lease_token is None  # handed back, so any loop can take it again
         assert fresh.due_at is not None and fresh.due_at >= started + MAX_DELAY_S - 1
@@ -95,7 +95,7 @@ async def test_delete_of_a_failed_deployment_with_its_own_key_reaches_deleted(
         d.move_to(Status.deleting, time.time(), "delete requested")
         d.due_at = time.time()
 
-    await plane.store.mutate(dep.id, begin_delete)
+    await plane.store.deployments.mutate(dep.id, begin_delete)
     deleted = await plane.settle(dep.id)
     assert deleted.status is Status.deleted
     assert deleted.error == WORKER_ERROR
@@ -131,7 +131,7 @@ async def test_delete_whose_final_write_was_lost_after_its_key_went_still_ends_d
         d.move_to(Status.deleting, time.time(), "delete requested")
         d.due_at = time.time()
 
-    await plane.store.mutate(dep.id, begin_delete)
+    await plane.store.deployments.mutate(dep.id, begin_delete)
     deleted = await plane.settle(dep.id)
     assert deleted.status is Status.deleted
     assert plane.endpoint(dep) is None

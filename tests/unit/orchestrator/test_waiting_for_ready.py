@@ -27,7 +27,7 @@ async def test_new_endpoint_gets_one_warm_up_job_with_the_deployments_key(plane:
         vram_gb=8.0,
     )
     await plane.run()
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert fresh.status is Status.loading_model
     assert fresh.endpoint_id
     jobs = _jobs_on(plane, fresh.endpoint_id)
@@ -47,14 +47,14 @@ async def test_warm_up_refused_at_creation_is_sent_on_the_next_pass(plane: Plane
     dep = await plane.place(Status.creating_endpoint, gpu_pools=["ADA_24"], vram_gb=8.0)
     plane.runpod.state.fail_next(1, status=500, surface="serverless")
     await plane.run()
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert fresh.status is Status.loading_model
     assert fresh.endpoint_id and fresh.warmup_job_id is None
     assert _jobs_on(plane, fresh.endpoint_id) == []
 
     await plane.make_due(dep.id)
     await plane.run()
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert [j.input for j in _jobs_on(plane, fresh.endpoint_id or "")] == [WARMUP]
     assert fresh.warmup_job_id is not None
 
@@ -71,7 +71,7 @@ async def test_callback_before_the_create_write_still_times_out_and_tears_down(
         Status.creating_endpoint, since=time.time() - 20, gpu_pools=["ADA_24"], vram_gb=8.0
     )
     await plane.run()
-    raced = await plane.store.get(dep.id)
+    raced = await plane.store.deployments.get(dep.id)
     assert raced.status is Status.downloading_model  # the worker's word won
     assert raced.deadline_at is None  # so the create step's deadline was never written
     assert plane.endpoint(raced) is not None
@@ -93,14 +93,16 @@ async def test_successful_health_polls_reset_the_transient_count(plane: Plane) -
         attempts=MAX_TRANSIENT_ATTEMPTS - 1,  # many hiccups earlier in a long wait
     )
     ref = await plane.endpoint_for(dep)
-    await plane.store.mutate(dep.id, lambda d: setattr(d, "endpoint_id", ref.endpoint_id))
+    await plane.store.deployments.mutate(
+        dep.id, lambda d: setattr(d, "endpoint_id", ref.endpoint_id)
+    )
     await plane.run()  # a healthy poll
-    assert (await plane.store.get(dep.id)).attempts == 0
+    assert (await plane.store.deployments.get(dep.id)).attempts == 0
 
     plane.runpod.state.fail_next(100, status=503, surface="serverless")
     await plane.make_due(dep.id)
     await plane.run()  # one more hiccup
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert fresh.status is Status.loading_model
     assert fresh.attempts == 1
 
@@ -112,7 +114,7 @@ async def test_the_operators_registry_credential_reaches_the_deployments_templat
     plane = await make_plane(RUNPOD_REGISTRY_AUTH_ID="cred-artifact-registry")
     dep = await plane.place(Status.creating_endpoint, gpu_pools=["ADA_24"], vram_gb=8.0)
     await plane.run()
-    fresh = await plane.store.get(dep.id)
+    fresh = await plane.store.deployments.get(dep.id)
     assert fresh.status is Status.loading_model
     template = plane.runpod.state.template(f"visgate-{dep.id}")
     assert template["containerRegistryAuthId"] == "cred-artifact-registry"
@@ -129,7 +131,7 @@ async def test_a_first_create_skips_the_look_ups_a_retried_one_reuses_what_exist
     first = await plane.place(Status.creating_endpoint, gpu_pools=["ADA_24"], vram_gb=8.0)
     await plane.run()
     assert _graphql_fields(plane) == ["saveTemplate", "saveEndpoint"]  # 2 Runpod calls, not 4
-    assert (await plane.store.get(first.id)).create_started
+    assert (await plane.store.deployments.get(first.id)).create_started
 
     # A try that crashed after Runpod made the endpoint, before the id was recorded.
     crashed = await plane.place(
@@ -138,7 +140,7 @@ async def test_a_first_create_skips_the_look_ups_a_retried_one_reuses_what_exist
     made = await plane.endpoint_for(crashed)
     since = len(plane.runpod.state.calls)
     await plane.run()
-    fresh = await plane.store.get(crashed.id)
+    fresh = await plane.store.deployments.get(crashed.id)
     assert fresh.endpoint_id == made.endpoint_id  # found by name, not made twice
     fields = _graphql_fields(plane, since)
     assert fields.count("myself") == 2 and "saveEndpoint" not in fields  # looked up, reused

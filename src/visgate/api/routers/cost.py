@@ -19,5 +19,5 @@ async def deployment_cost(
 ) -> dict[str, object]:
     """What the deployment costs per hour now and has cost since it was created (USD)."""
     require_deployment_id(deployment_id)
-    dep = await services.store.get(deployment_id, tenant=key.tenant)
+    dep = await services.store.deployments.get(deployment_id, tenant=key.tenant)
     return await cost_report(services, dep, time.time())

@@ -17,15 +17,15 @@ from visgate.api.schemas import (
     DeploymentList,
     DeploymentView,
 )
+from visgate.auth.api_keys import tenant_limits
 from visgate.domain.deployment import Deployment, iso, new_deployment_id
 from visgate.domain.errors import ValidationError, VisgateError
 from visgate.domain.records import ApiKey
 from visgate.domain.status import Status
-from visgate.keys import tenant_limits
 from visgate.logging import get_logger
 from visgate.services import Services
+from visgate.store.idempotency import fingerprint
 from visgate.store.quotas import Limits
-from visgate.store.repository import fingerprint
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/v1/deployments", tags=["deployments"], responses=ERROR_RESPONSES)
@@ -93,7 +93,7 @@ async def _create(body: CreateDeployment, key: CurrentKey, services: Services) -
             data_center_ids=checked.data_center_ids,
             ttl_seconds=body.ttl_seconds,
         )
-        dep = await services.store.create(dep)
+        dep = await services.store.deployments.create(dep)
     except BaseException:
         if refs:
             await services.secrets.delete_for(deployment_id)
@@ -142,7 +142,9 @@ async def create_deployment(
     """Record the deployment and answer at once; progress comes by GET, SSE or webhook."""
     if idempotency_key is None:
         return _accepted(await _create(body, key, services))
-    call = IdempotentCall(services.store, key.tenant, idempotency_key, _fingerprint(body))
+    call = IdempotentCall(
+        services.store.idempotency, key.tenant, idempotency_key, _fingerprint(body)
+    )
     replay = await call.begin()
     if replay is not None:
         response.headers["Idempotent-Replayed"] = "true"
@@ -174,7 +176,9 @@ async def list_deployments(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> dict[str, object]:
     """The caller's deployments, newest first; pass `next_cursor` back as `cursor`."""
-    page = await services.store.list(tenant=key.tenant, status=status, limit=limit, cursor=cursor)
+    page = await services.store.deployments.list(
+        tenant=key.tenant, status=status, limit=limit, cursor=cursor
+    )
     return {"items": [d.public() for d in page.items], "next_cursor": page.next_cursor}
 
 
@@ -183,7 +187,7 @@ async def get_deployment(
     deployment_id: str, key: CurrentKey, services: ServicesDep
 ) -> dict[str, object]:
     require_deployment_id(deployment_id)
-    return (await services.store.get(deployment_id, tenant=key.tenant)).public()
+    return (await services.store.deployments.get(deployment_id, tenant=key.tenant)).public()
 
 
 @router.delete("/{deployment_id}", status_code=204, response_class=Response)
@@ -194,7 +198,7 @@ async def delete_deployment(
     require_deployment_id(deployment_id)
     now = time.time()
 
-    dep = await services.store.mutate(
+    dep = await services.store.deployments.mutate(
         deployment_id, lambda d: d.request_delete(now), tenant=key.tenant
     )
     services.poke()

@@ -57,7 +57,9 @@ async def deployment_events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> EventSourceResponse:
     require_deployment_id(deployment_id)
-    dep = await services.store.get(deployment_id, tenant=key.tenant)  # 404 before streaming
+    dep = await services.store.deployments.get(
+        deployment_id, tenant=key.tenant
+    )  # 404 before streaming
     try:
         sent = int(last_event_id) if last_event_id else 0
     except ValueError:
@@ -77,7 +79,7 @@ async def deployment_events(
                 return
             await asyncio.sleep(poll)
             try:
-                dep = await services.store.get(deployment_id, tenant=key.tenant)
+                dep = await services.store.deployments.get(deployment_id, tenant=key.tenant)
             except DeploymentNotFoundError:
                 return
             except TransientError:

@@ -35,7 +35,7 @@ async def readiness(services: ServicesDep) -> JSONResponse:
 async def metrics(request: Request, services: ServicesDep) -> Response:
     gauge = request.app.state.deployments_gauge
     try:
-        counts = await services.store.count_by_status()
+        counts = await services.store.deployments.count_by_status()
     except VisgateError:
         counts = None
     if counts is not None:

@@ -29,7 +29,7 @@ async def worker_callback(
     deployment_id: str, body: WorkerCallback, request: Request, services: ServicesDep
 ) -> dict[str, Any]:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not services.check_callback_token(
+    if scheme.lower() != "bearer" or not services.callback_tokens.check(
         deployment_id, token.strip()
     ):
         raise UnauthorizedError("invalid callback token for this deployment")
@@ -41,7 +41,7 @@ async def worker_callback(
         outcome["changed"] = apply_worker_callback(dep, body, now)
         return outcome["changed"]
 
-    dep = await services.store.mutate(deployment_id, apply)
+    dep = await services.store.deployments.mutate(deployment_id, apply)
     if outcome.get("changed") and dep.pending_events:
         # Queue the webhook now rather than at the reconciler's next pass: ready → webhook
         # latency is what users feel. The reconciler re-queues idempotently after a crash.

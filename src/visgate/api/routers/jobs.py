@@ -23,7 +23,7 @@ router = APIRouter(
 
 async def _ready(deployment_id: str, key: CurrentKey, services: Services) -> tuple[Deployment, str]:
     require_deployment_id(deployment_id)
-    dep = await services.store.get(deployment_id, tenant=key.tenant)
+    dep = await services.store.deployments.get(deployment_id, tenant=key.tenant)
     if dep.status not in SERVING or not dep.endpoint_id:
         raise DeploymentNotReadyError(
             f"deployment {dep.id} is {dep.status.value}; jobs are accepted once it is ready"

@@ -36,7 +36,7 @@ class LogSource(StrEnum):
 
 async def _known_secrets(services: Services, dep: Deployment, api_key: str) -> list[str]:
     """`api_key` is the deployment's own Runpod key when it has one (already read)."""
-    found = [api_key, services.callback_token(dep.id)]
+    found = [api_key, services.callback_tokens.token(dep.id)]
     for name in dep.secret_refs:
         if name != "runpod_api_key":
             found.append(await secret(services, dep, name) or "")
@@ -56,7 +56,7 @@ async def deployment_logs(
 ) -> dict[str, Any]:
     """The last `lines` log lines, oldest first."""
     require_deployment_id(deployment_id)
-    dep = await services.store.get(deployment_id, tenant=key.tenant)
+    dep = await services.store.deployments.get(deployment_id, tenant=key.tenant)
     if source is LogSource.control:
         entries = [entry.public() for entry in dep.logs[-lines:]]
         return {"deployment_id": dep.id, "source": source.value, "lines": entries}

@@ -13,6 +13,7 @@ from visgate.domain.errors import ValidationError
 from visgate.domain.records import ApiKey, hash_api_key, new_api_key
 from visgate.services import Services
 from visgate.store.quotas import Limits
+from visgate.webhooks.signing import generate_secret
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,8 @@ async def issue_key(
     max_workers: int | None = None,
 ) -> IssuedKey:
     """`max_deployments` / `max_workers` override the operator's tenant quotas for requests
-    made with this key (at least 1: a tenant that must not deploy has its key revoked)."""
-    from visgate.webhooks.signing import generate_secret
-
+    made with this key (at least 1: a tenant that must not deploy has its key revoked).
+    `ConflictError` when another key has the name."""
     for label, value in (("max_deployments", max_deployments), ("max_workers", max_workers)):
         if value is not None and value < 1:
             raise ValidationError(
@@ -50,7 +50,7 @@ async def issue_key(
     webhook_secret = generate_secret()
     ref = await services.secrets.put(_secret_owner(key_id), "webhook_secret", webhook_secret)
     try:
-        await services.store.add_api_key(
+        await services.store.api_keys.add(
             ApiKey(
                 id=key_id,
                 name=name,
@@ -79,4 +79,4 @@ def tenant_limits(services: Services, key: ApiKey) -> Limits:
 
 
 async def revoke_key(services: Services, name: str) -> ApiKey | None:
-    return await services.store.revoke_api_key(name)
+    return await services.store.api_keys.revoke(name)

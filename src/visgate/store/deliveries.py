@@ -1,0 +1,48 @@
+"""`DeliveryRepository`: pending and finished webhook deliveries, claimed under a lease by
+the delivery loop so that a restart resumes them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from visgate.domain.errors import ConflictError
+from visgate.domain.records import WebhookDelivery
+from visgate.store.base import DocumentBackend
+from visgate.store.cursors import listed_doc
+
+DELIVERIES = "webhook_deliveries"
+
+
+class DeliveryRepository:
+    def __init__(self, backend: DocumentBackend, *, clock: Callable[[], float] = time.time) -> None:
+        self.backend = backend
+        self.clock = clock
+
+    async def add(self, delivery: WebhookDelivery) -> WebhookDelivery:
+        """Queue `delivery`; one queued before under the same id (the same event) is kept."""
+        try:
+            stored = await self.backend.insert(DELIVERIES, listed_doc(delivery))
+        except ConflictError:
+            existing = await self.backend.get(DELIVERIES, delivery.id)
+            if existing is None:
+                raise
+            stored = existing
+        return WebhookDelivery.model_validate(stored)
+
+    async def claim_due(
+        self, owner: str, limit: int, lease_seconds: float
+    ) -> list[WebhookDelivery]:
+        docs = await self.backend.claim_due(
+            DELIVERIES, owner=owner, now=self.clock(), limit=limit, lease_seconds=lease_seconds
+        )
+        return [WebhookDelivery.model_validate(d) for d in docs]
+
+    async def save(self, delivery: WebhookDelivery, *, lease_token: str | None) -> WebhookDelivery:
+        stored = await self.backend.replace(
+            DELIVERIES,
+            listed_doc(delivery),
+            expected_version=delivery.version,
+            lease_token=lease_token,
+        )
+        return WebhookDelivery.model_validate(stored)
