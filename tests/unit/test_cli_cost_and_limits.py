@@ -74,6 +74,9 @@ def test_keys_carry_their_quotas_and_refuse_zero(tmp_path: Path) -> None:
     made = visgate("keys", "create", "--name", "small", "--max-deployments", "2", env=env)
     assert made.returncode == 0, made.stderr
     assert visgate("keys", "create", "--name", "plain", env=env).returncode == 0
+    again = visgate("keys", "create", "--name", "plain", env=env)
+    assert again.returncode == 1
+    assert "ConflictError: an API key named 'plain' exists already" in again.stderr
     zero = visgate("keys", "create", "--name", "none", "--max-workers", "0", env=env)
     assert zero.returncode == 2 and "max-workers" in zero.stderr
     listed = json.loads(visgate("keys", "list", "--json", env=env).stdout)

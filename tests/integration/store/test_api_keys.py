@@ -14,7 +14,7 @@ import pytest
 
 from visgate.domain.errors import ConflictError
 from visgate.domain.records import ApiKey
-from visgate.store.api_keys import API_KEYS, API_KEY_NAMES, name_id
+from visgate.store.api_keys import API_KEY_NAMES, API_KEYS, name_id
 from visgate.store.cursors import listed_doc
 from visgate.store.repositories import Store
 from visgate.store.sqlite import SqliteBackend

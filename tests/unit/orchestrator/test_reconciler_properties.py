@@ -134,9 +134,8 @@ class World:
         for _ in range(40):
             dep = await self.plane.store.deployments.get(self.dep_id)
             if dep.status in (Status.loading_model, Status.downloading_model):
-                await self.plane.store.deployments.mutate(
-                    self.dep_id, _age
-                )  # the worker never reports
+                # The worker never reports.
+                await self.plane.store.deployments.mutate(self.dep_id, _age)
             if dep.status in SERVING and dep.endpoint_id and dep.meter is not None:
                 return dep  # what is left is the periodic meter sample
             claimed = await self.claim(self.loop_a)

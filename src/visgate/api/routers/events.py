@@ -57,9 +57,8 @@ async def deployment_events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> EventSourceResponse:
     require_deployment_id(deployment_id)
-    dep = await services.store.deployments.get(
-        deployment_id, tenant=key.tenant
-    )  # 404 before streaming
+    # A 404 answers before the stream starts.
+    dep = await services.store.deployments.get(deployment_id, tenant=key.tenant)
     try:
         sent = int(last_event_id) if last_event_id else 0
     except ValueError:
