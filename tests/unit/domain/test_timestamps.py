@@ -8,7 +8,7 @@ from datetime import datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from visgate.domain.deployment import iso
+from visgate.kit import iso
 
 
 def test_a_whole_second_keeps_its_microseconds() -> None:
