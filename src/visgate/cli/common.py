@@ -41,6 +41,13 @@ def print_error(type_: str, message: str) -> None:
     )
 
 
+def say(markup: str) -> None:
+    """One line for people on stdout, never folded by rich (a terminal may still wrap it, and
+    an id stays whole for copying) and without rich's guess-highlighting of numbers. Text the
+    service sent must be `escape`d by the caller."""
+    console.print(markup, highlight=False, soft_wrap=True)
+
+
 def fail(type_: str, message: str, code: int = 1) -> NoReturn:
     """Print the error line and end the command with `code`."""
     print_error(type_, message)

@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from visgate.cli.common import JsonOpt, console, emit, err_console, print_error, session
+from visgate.cli.common import JsonOpt, console, emit, err_console, fail, say, session
 from visgate.cli.follow import follow
 
 
@@ -56,10 +56,9 @@ def deploy(
     with session() as client:
         accepted = client.create(body)
         if not wait:
-            emit(accepted) if as_json else console.print(
+            emit(accepted) if as_json else say(
                 f"accepted {escape(accepted['deployment_id'])} ({escape(accepted['status'])}); "
-                f"about {accepted['estimated_ready_seconds']} s to ready",
-                highlight=False,
+                f"about {accepted['estimated_ready_seconds']} s to ready"
             )
             return
         final = follow(
@@ -69,21 +68,14 @@ def deploy(
         emit(final)
     elif final["status"] == "ready":
         url = final.get("endpoint_url") or ""
-        console.print(
-            f"[green]ready[/]: endpoint {escape(str(final['endpoint_id']))}  {escape(url)}",
-            highlight=False,
-        )
-        console.print(
-            f'next: visgate jobs run {escape(final["deployment_id"])} --text "a small red fox"',
-            highlight=False,
-        )
+        say(f"[green]ready[/]: endpoint {escape(str(final['endpoint_id']))}  {escape(url)}")
+        say(f'next: visgate jobs run {escape(final["deployment_id"])} --text "a small red fox"')
     if final["status"] != "ready":
         error = final.get("error") or {}
-        print_error(
+        fail(
             str(error.get("type", final["status"])),
             str(error.get("message", "deployment did not become ready")),
         )
-        raise typer.Exit(1)
 
 
 def list_command(
@@ -126,13 +118,11 @@ def status_command(deployment_id: str, as_json: JsonOpt = False) -> None:
         "created_at",
         "ready_at",
     ):
-        console.print(f"{field:<14} {escape(str(dep.get(field) or ''))}", highlight=False)
+        say(f"{field:<14} {escape(str(dep.get(field) or ''))}")
     if dep.get("error"):
-        console.print(
+        say(
             f"{'error':<14} [red]{escape(dep['error']['type'])}[/]: "
-            f"{escape(dep['error']['message'])}",
-            highlight=False,
-            soft_wrap=True,
+            f"{escape(dep['error']['message'])}"
         )
 
 
@@ -144,7 +134,7 @@ def delete_command(deployment_id: str, as_json: JsonOpt = False) -> None:
     if as_json:
         emit({"deployment_id": deployment_id, "status": dep["status"]})
     else:
-        console.print(f"{escape(deployment_id)}: {escape(dep['status'])}", highlight=False)
+        say(f"{escape(deployment_id)}: {escape(dep['status'])}")
 
 
 def logs_command(
@@ -167,11 +157,9 @@ def logs_command(
         return
     for line in dep["logs"]:
         color = {"warning": "yellow", "error": "red"}.get(line["level"], "white")
-        console.print(
+        say(
             f"{escape(line['at'])}  [{color}]{escape(line['status'] or ''):<17}[/] "
-            f"{escape(line['message'])}",
-            highlight=False,
-            soft_wrap=True,
+            f"{escape(line['message'])}"
         )
 
 
@@ -182,11 +170,9 @@ def _worker_logs(deployment_id: str, as_json: bool, lines: int) -> None:
         emit(answer["lines"])
         return
     for entry in answer["lines"]:
-        console.print(
+        say(
             f"{escape(entry['ts'] or '')}  [cyan]{escape(entry['worker_id'])}[/]  "
-            f"{escape(entry['line'])}",
-            highlight=False,
-            soft_wrap=True,
+            f"{escape(entry['line'])}"
         )
 
 
@@ -201,10 +187,8 @@ def cost_command(deployment_id: str, as_json: JsonOpt = False) -> None:
     per_hour = "unknown (unpriced pool)" if price is None else f"${price:.4f}/h"
     source = "billed by Runpod" if cost["spend_source"] == "billed" else "estimated"
     workers = f"{cost['workers']} worker" + ("" if cost["workers"] == 1 else "s")
-    console.print(
+    say(
         f"{escape(cost['deployment_id'])}: {per_hour} now ({workers}); "
         f"spent ${cost['spend']:.4f} ({source}) from {escape(cost['since'])}"
-        f" to {escape(cost['until'])}",
-        highlight=False,
-        soft_wrap=True,
+        f" to {escape(cost['until'])}"
     )

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from visgate.cli.common import JsonOpt, console, emit, print_error, session
+from visgate.cli.common import JsonOpt, console, emit, fail, say, session
 from visgate.client import RUNSYNC_READ_TIMEOUT_S, VisgateClient
 
 jobs_app = typer.Typer(help="Run inference jobs on a ready deployment.", no_args_is_help=True)
@@ -36,14 +36,12 @@ def jobs_run(
     if as_json:
         emit(result)
     if result.get("status") in ("IN_QUEUE", "IN_PROGRESS"):
-        print_error(
+        fail(
             "TimeoutError",
             f"job {result.get('id')} is still {result['status']} after {timeout:g} s",
         )
-        raise typer.Exit(1)
     if result.get("status") != "COMPLETED":
-        print_error(*job_error(result))
-        raise typer.Exit(1)
+        fail(*job_error(result))
     if not as_json:
         _print_parts(result.get("output") or {})
 
@@ -107,4 +105,4 @@ def _print_parts(output: dict[str, Any]) -> None:
     console.print(table)
     for key in ("pipeline", "path", "concept", "template"):
         if key in output:
-            console.print(f"{key}: {escape(str(output[key]))}", highlight=False)
+            say(f"{key}: {escape(str(output[key]))}")
