@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from visgate.cli.common import console
+from visgate.cli.common import console, fail
 from visgate.domain.errors import VisgateError
 from visgate.providers.base import GpuType
 from visgate.providers.runpod.bootstrap import (
@@ -102,8 +102,7 @@ def create(
     try:
         template_id, planned = asyncio.run(run())
     except VisgateError as exc:
-        typer.echo(f"{exc.type}: {exc.message}", err=True)
-        raise typer.Exit(1) from None
+        fail(exc.type, exc.message)
     if dry_run:
         typer.echo(f"# {rest_url}" if api is RunpodApi.rest else f"# POST {graphql_url}")
         for operation in planned:
@@ -139,8 +138,7 @@ def gpus(
     try:
         types = asyncio.run(run())
     except VisgateError as exc:
-        typer.echo(f"{exc.type}: {exc.message}", err=True)
-        raise typer.Exit(1) from None
+        fail(exc.type, exc.message)
     table = Table("id", "name", "memory GB", "pool", "stock", "USD/h")
     for gpu in types:
         price = f"{gpu.price_per_hour:g}" if gpu.price_per_hour is not None else ""
