@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 export VISGATE_DB_PATH ?= .visgate/visgate.db
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format config-table bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
@@ -40,6 +40,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests inference bench scripts
 	$(BIN)/ruff format src tests inference bench scripts
+
+## Regenerate README.md's configuration table and .env.example from the settings class.
+config-table: $(STAMP)
+	$(BIN)/python scripts/config_table.py --write
 
 bench: $(STAMP)
 	$(BIN)/python bench/api_latency.py

@@ -6,14 +6,14 @@
 
 Prints `RUNPOD_TEMPLATE_ID=<id>` (ready for an .env file). Running it again updates the
 template of that name in place. `--dry-run` prints the requests it would send (key
-redacted) and changes nothing. The same as `visgate template create` (visgate.cli_template).
+redacted) and changes nothing. The same as `visgate template create` (visgate.cli.templates).
 """
 
 from __future__ import annotations
 
 import typer
 
-from visgate.cli_template import create
+from visgate.cli.templates import create
 
 if __name__ == "__main__":
     typer.run(create)

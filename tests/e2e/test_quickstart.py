@@ -219,6 +219,12 @@ def _check_deploy(done: subprocess.CompletedProcess[str]) -> str:
     for phase in ("validating", "selecting_gpu", "creating_endpoint", "loading_model", "total"):
         assert phase in times, (phase, done.stderr)
     assert re.search(r"✓\s+ready\b", done.stderr), done.stderr
+    # each row shows the line its own status change wrote, a long one wrapped, not cut
+    notes = " ".join(done.stderr.split())
+    found_on_hub = r"selecting_gpu \d+\.\d s model found on the hub; needs about \d+\.\d GB"
+    assert re.search(found_on_hub, notes), done.stderr
+    assert notes.count("GPU pools, in order:") == 1, done.stderr
+    assert re.search(r"✓ ready worker ready: \S+(, \S+)* loaded total ", notes), done.stderr
     total = float(times.pop("total"))
     assert abs(sum(float(t) for t in times.values()) - total) < 0.1 * len(times) + 0.05
     assert re.search(r"^ready: endpoint local-\w+", done.stdout, re.MULTILINE), done.stdout

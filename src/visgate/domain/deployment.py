@@ -7,7 +7,6 @@ Times are epoch seconds (floats) inside, ISO 8601 on the wire.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -15,20 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from visgate.domain.errors import VisgateError
 from visgate.domain.meter import Meter
 from visgate.domain.status import HOLDS_RESOURCES, Status, check_transition
+from visgate.kit import iso
 
 MAX_LOGS = 200
 
 
 def new_deployment_id() -> str:
     return "dep_" + secrets.token_hex(8)
-
-
-def iso(ts: float | None) -> str | None:
-    """RFC 3339 in UTC, always with microseconds: a whole second keeps its `.000000`, so
-    the strings sort as the instants do and one parse format fits every value."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class LogEntry(BaseModel):
@@ -47,11 +39,14 @@ class LogEntry(BaseModel):
 
 
 class StatusEvent(BaseModel):
-    """One status change; `seq` is the SSE event id, so a client can resume."""
+    """One status change; `seq` is the SSE event id, so a client can resume. `message` is
+    the log line the change wrote, kept here because the log moves on (and is trimmed)
+    while a replayed event must still say what its own change found."""
 
     seq: int
     status: Status
     at: float
+    message: str = ""
 
 
 class ErrorInfo(BaseModel):
@@ -135,8 +130,9 @@ class Deployment(BaseModel):
         )
         if dep.ttl_seconds:
             dep.expires_at = now + dep.ttl_seconds
-        dep.history.append(StatusEvent(seq=1, status=dep.status, at=now))
-        dep.log(now, f"deployment of {model_id} accepted")
+        accepted = f"deployment of {model_id} accepted"
+        dep.history.append(StatusEvent(seq=1, status=dep.status, at=now, message=accepted))
+        dep.log(now, accepted)
         return dep
 
     @property
@@ -167,18 +163,19 @@ class Deployment(BaseModel):
 
     def move_to(self, status: Status, now: float, message: str | None = None) -> None:
         check_transition(self.status, status)
+        message = message or f"status {status.value}"
         if status != self.status:
             self.status = status
             self.status_since = now
             self.attempts = 0
             self.stall_checks = 0
             seq = self.history[-1].seq + 1 if self.history else 1
-            self.history.append(StatusEvent(seq=seq, status=status, at=now))
+            self.history.append(StatusEvent(seq=seq, status=status, at=now, message=message))
             if status is Status.ready:
                 self.ready_at = now
                 if self.ttl_seconds:
                     self.expires_at = now + self.ttl_seconds
-        self.log(now, message or f"status {status.value}")
+        self.log(now, message)
 
     def fail(self, now: float, error: ErrorInfo) -> None:
         """End in `failed`: the reconciler tears down what was made and the user is told.

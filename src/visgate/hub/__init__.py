@@ -1,5 +1,5 @@
 """Hugging Face validation and VRAM estimate: is this model servable, by whom, and on how
-much GPU memory. Imports domain/, registry/ and `visgate.retry_after` only (plus
+much GPU memory. Imports domain/, registry/ and `visgate.kit` only (plus
 huggingface_hub and tenacity).
 """
 

@@ -33,7 +33,7 @@ from visgate.domain.errors import (
     ValidationError,
     VisgateError,
 )
-from visgate.retry_after import parse_retry_after, retry_after_header
+from visgate.kit import parse_retry_after, retry_after_header
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 

@@ -10,8 +10,9 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from visgate.domain.deployment import Deployment, iso
+from visgate.domain.deployment import Deployment
 from visgate.domain.records import WebhookDelivery
+from visgate.kit import iso
 
 if TYPE_CHECKING:
     from visgate.services import Services

@@ -11,7 +11,7 @@ import secrets
 from enum import StrEnum
 from typing import Any
 
-from visgate.domain.deployment import iso
+from visgate.kit import iso
 
 
 class EventType(StrEnum):

@@ -17,7 +17,7 @@ import httpx
 import structlog
 
 from visgate.domain.errors import ValidationError
-from visgate.retry_after import parse_retry_after
+from visgate.kit import parse_retry_after
 from visgate.webhooks.signing import build_headers
 from visgate.webhooks.urls import Resolver, SafeTarget, refusal_is_final, resolve_safe_target
 

@@ -54,6 +54,32 @@ async def test_replayed_events_carry_their_own_status(api: Api) -> None:
     assert [e["data"]["status"] for e in parse_sse(resumed.text)] == expected[2:]
 
 
+async def test_replayed_events_carry_the_line_their_own_change_wrote(api: Api) -> None:
+    """Replayed together, each event still says what its own change found (the hub check,
+    the pools), not the record's newest log line."""
+    dep_id = (await api.post_deployment()).json()["deployment_id"]
+
+    def walk(dep: Any) -> bool:
+        dep.move_to(Status.selecting_gpu, time.time(), "model found; needs about 23.5 GB")
+        dep.log(time.time(), "live stock put AMPERE_24 last")
+        dep.move_to(Status.creating_endpoint, time.time(), "GPU pools, in order: ADA_24")
+        dep.log(time.time(), "endpoint ep-1 on ADA_24")
+        dep.fail(time.time(), ErrorInfo(type="WorkerFailedError", message="boom"))
+        return True
+
+    await api.services.store.mutate(dep_id, walk)
+    resp = await api.client.get(
+        f"/v1/deployments/{dep_id}/events", headers={**api.auth(), "Last-Event-ID": "1"}
+    )
+    events = [e["data"] for e in parse_sse(resp.text)]
+    assert [(e["event_status"], e["event_message"]) for e in events] == [
+        ("selecting_gpu", "model found; needs about 23.5 GB"),
+        ("creating_endpoint", "GPU pools, in order: ADA_24"),
+        ("failed", "failed: WorkerFailedError: boom"),
+    ]
+    assert {e["last_log"]["message"] for e in events} == {"failed: WorkerFailedError: boom"}
+
+
 async def _reads_during_a_stream(api: Api, open_s: float) -> int:
     """Deployment reads while a stream waits `open_s` seconds for the deployment to settle."""
     dep_id = (await api.post_deployment()).json()["deployment_id"]

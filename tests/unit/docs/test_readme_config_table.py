@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from visgate.config_table import BEGIN, END, render, render_env_example
+from scripts.config_table import BEGIN, END, render, render_env_example
+
 from visgate.settings import Settings
 
 README = Path(__file__).resolve().parents[3] / "README.md"
@@ -11,7 +12,7 @@ README = Path(__file__).resolve().parents[3] / "README.md"
 def test_readme_table_matches_the_settings_class() -> None:
     text = README.read_text(encoding="utf-8")
     block = text[text.index(BEGIN) + len(BEGIN) : text.index(END)].strip()
-    assert block == render(), "run: python -m visgate.config_table --write"
+    assert block == render(), "run: python scripts/config_table.py --write"
 
 
 def test_every_contract_env_is_a_setting() -> None:

@@ -10,11 +10,11 @@ import pytest
 from graphql import parse, validate
 
 from tests.fakes.runpod_state import SCHEMA
+from visgate.kit import parse_retry_after
 from visgate.providers.base import EndpointSpec
 from visgate.providers.runpod import operations as ops
 from visgate.providers.runpod.messages import is_in_use, is_not_found, is_quota
 from visgate.providers.runpod.payloads import endpoint_input, scaled_to_zero, spec_template_input
-from visgate.retry_after import parse_retry_after
 
 SPEC = EndpointSpec(
     name="visgate-d1",

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.unit.webhooks.conftest import EVENT_TIME, Receiver, ready_event
-from visgate.retry_after import parse_retry_after
+from visgate.kit import parse_retry_after
 from visgate.webhooks import WebhookVerificationError, verify_webhook
 from visgate.webhooks.sender import deliver_once
 

@@ -18,10 +18,11 @@ from visgate.api.schemas import (
     DeploymentView,
 )
 from visgate.auth.api_keys import tenant_limits
-from visgate.domain.deployment import Deployment, iso, new_deployment_id
+from visgate.domain.deployment import Deployment, new_deployment_id
 from visgate.domain.errors import ValidationError, VisgateError
 from visgate.domain.records import ApiKey
 from visgate.domain.status import Status
+from visgate.kit import iso
 from visgate.logging import get_logger
 from visgate.services import Services
 from visgate.store.idempotency import fingerprint

@@ -17,9 +17,10 @@ from sse_starlette.sse import EventSourceResponse
 
 from visgate.api.deps import CurrentKey, ServicesDep, require_deployment_id
 from visgate.api.schemas import ERROR_RESPONSES
-from visgate.domain.deployment import Deployment, iso
+from visgate.domain.deployment import Deployment, StatusEvent
 from visgate.domain.errors import DeploymentNotFoundError, TransientError
 from visgate.domain.status import SETTLED
+from visgate.kit import iso
 from visgate.settings import Settings, StoreKind
 
 router = APIRouter(prefix="/v1/deployments", tags=["deployments"], responses=ERROR_RESPONSES)
@@ -35,13 +36,17 @@ def poll_seconds(settings: Settings) -> float:
     return FIRESTORE_POLL_SECONDS if settings.store is StoreKind.firestore else POLL_SECONDS
 
 
-def _event(dep: Deployment, seq: int, status: str, at: float) -> dict[str, Any]:
-    """One status change. `status` is the change's own (a replayed event must not say the
-    deployment is already `ready`); the other fields are the record as it is now."""
-    data = {**dep.public(), "status": status, "event_status": status, "event_at": iso(at)}
+def _event(dep: Deployment, change: StatusEvent) -> dict[str, Any]:
+    """One status change. `status`, `event_at` and `event_message` (the log line the change
+    wrote) are the change's own: a replayed event must not say the deployment is already
+    `ready`, nor show a later step's line. The other fields, `last_log` included, are the
+    record as it is now."""
+    status = change.status.value
+    data = {**dep.public(), "status": status, "event_status": status, "event_at": iso(change.at)}
+    data["event_message"] = change.message
     data.pop("logs", None)
     data["last_log"] = dep.logs[-1].public() if dep.logs else None
-    return {"id": str(seq), "event": "status", "data": json.dumps(data)}
+    return {"id": str(change.seq), "event": "status", "data": json.dumps(data)}
 
 
 @router.get(
@@ -71,7 +76,7 @@ async def deployment_events(
             for change in dep.history:
                 if change.seq > sent:
                     sent = change.seq
-                    yield _event(dep, change.seq, change.status.value, change.at)
+                    yield _event(dep, change)
             if dep.status in SETTLED and sent >= dep.history[-1].seq:
                 return
             if await request.is_disconnected():

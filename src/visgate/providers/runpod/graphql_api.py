@@ -30,10 +30,10 @@ from visgate.domain.errors import (
     RunpodInsufficientGPUError,
     VisgateError,
 )
+from visgate.kit import parse_retry_after
 from visgate.providers.runpod.messages import is_quota, is_retryable, scrub
 from visgate.providers.runpod.operations import operation_name
 from visgate.providers.runpod.retry import RetryPolicy, Transient
-from visgate.retry_after import parse_retry_after
 
 _NOT_SENT = ("ConnectError", "ConnectTimeout")
 

@@ -24,10 +24,10 @@ import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 
 from visgate.domain.errors import RunpodAPIError, RunpodAuthError, RunpodInsufficientGPUError
+from visgate.kit import parse_retry_after
 from visgate.providers.runpod.messages import is_quota, scrub
 from visgate.providers.runpod.retry import RetryPolicy, Transient
 from visgate.providers.runpod.serverless import PooledHttp
-from visgate.retry_after import parse_retry_after
 
 
 class RestNotFound(RunpodAPIError):

@@ -20,9 +20,9 @@ from visgate.domain.errors import (
     RunpodAuthError,
     ValidationError,
 )
+from visgate.kit import parse_retry_after
 from visgate.providers.runpod.messages import scrub
 from visgate.providers.runpod.retry import RetryPolicy, Transient
-from visgate.retry_after import parse_retry_after
 
 # /runsync holds the request open while the job runs (Runpod waits up to ~90 s).
 RUNSYNC_EXTRA_READ_S = 95.0

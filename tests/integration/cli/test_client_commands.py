@@ -1,131 +1,21 @@
-"""The client commands against a scripted fake of the public API on loopback: what a person
-sees on stdout/stderr and the exit code, from a real `visgate` subprocess."""
+"""The deployment and jobs commands against a scripted fake of the public API on loopback:
+what a person sees on stdout/stderr and the exit code, from a real `visgate` subprocess."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from tenacity import wait_none
 from typer.testing import CliRunner
 
-from visgate import cli_follow
-from visgate.cli import app
+from tests.integration.cli.scripted_api import DEP, T0, Handler, Request, fake_api, visgate
+from visgate.cli import app, follow
 from visgate.client import VisgateClient
 
-DEP = "dep_0123456789abcdef"
-T0 = 1_790_000_000.0  # the fake service's clock: far from this machine's "now"
-
-Handler = Callable[["Request"], None]
-
-
-class Request(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    routes: dict[tuple[str, str], Handler] = {}
-    seen: list[tuple[str, str, dict[str, str]]] = []
-
-    def _route(self, method: str) -> None:
-        path = self.path.split("?", 1)[0]
-        self.seen.append((method, path, dict(self.headers)))
-        length = int(self.headers.get("content-length") or 0)
-        self.body = json.loads(self.rfile.read(length)) if length else None
-        handler = self.routes.get((method, path))
-        if handler is None:
-            self.json(404, {"error": {"type": "NotFound", "message": f"{method} {path}"}})
-        else:
-            handler(self)
-
-    def do_GET(self) -> None:
-        self._route("GET")
-
-    def do_POST(self) -> None:
-        self._route("POST")
-
-    def do_DELETE(self) -> None:
-        self._route("DELETE")
-
-    def json(self, code: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(code)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def sse_start(self) -> None:
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("transfer-encoding", "chunked")
-        self.end_headers()
-
-    def sse_event(self, seq: int, status: str, at: float, current: str) -> None:
-        data = {
-            "deployment_id": DEP,
-            "status": current,
-            "model_id": "lumen/3d-pipeline",
-            "event_status": status,
-            "event_at": datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z"),
-            "last_log": {"message": f"now {status}"},
-        }
-        chunk = f"id: {seq}\nevent: status\ndata: {json.dumps(data)}\n\n".encode()
-        self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-        self.wfile.flush()
-
-    def sse_end(self) -> None:
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
-
-    def drop(self) -> None:
-        """End the connection mid-body: no last chunk, like a proxy cutting the stream."""
-        self.wfile.flush()
-        self.connection.shutdown(socket.SHUT_RDWR)
-        self.close_connection = True
-
-    def log_message(self, *args: object) -> None:
-        return None
-
-
-@pytest.fixture
-def fake_api() -> Iterator[tuple[str, type[Request]]]:
-    handler = type("ScriptedRequest", (Request,), {"routes": {}, "seen": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def visgate(
-    *args: str, url: str = "http://127.0.0.1:9", env: dict[str, str | None] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "VISGATE_URL": url, "VISGATE_API_KEY": "vg_test_key", "COLUMNS": "80"}
-    for name, value in (env or {}).items():
-        if value is None:
-            full.pop(name, None)
-        else:
-            full[name] = value
-    return subprocess.run(
-        [sys.executable, "-m", "visgate", *args],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+__all__ = ["fake_api"]  # the fixture, used by name
 
 
 # --- no traceback, ever ------------------------------------------------------------------
@@ -360,11 +250,59 @@ def test_deploy_wait_gives_up_after_reconnects_that_bring_nothing(
         r.drop()
 
     _deploy_routes(api, events)
-    monkeypatch.setattr(cli_follow, "STREAM_BACKOFF", wait_none())
+    monkeypatch.setattr(follow, "STREAM_BACKOFF", wait_none())
     monkeypatch.setenv("VISGATE_URL", url)
     monkeypatch.setenv("VISGATE_API_KEY", "vg_test_key")
     result = CliRunner().invoke(app, ["deploy", "lumen/3d-pipeline", "--wait"])
     assert result.exit_code == 1
-    assert connections == [None] + ["1"] * (cli_follow.STREAM_RECONNECTS + 1)
+    assert connections == [None] + ["1"] * (follow.STREAM_RECONNECTS + 1)
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("ConnectionError: ") and f"visgate status {DEP}" in last
+
+
+READY_LINE = (
+    "worker ready: demo/text-encoder, demo/part-planner, demo/shape-prior, demo/point-decoder,"
+    " demo/mesh-generator, demo/texture-painter loaded"
+)
+LINES = {  # what each status change writes, as the service's steps word it
+    "validating": "deployment of lumen/3d-pipeline accepted",
+    "selecting_gpu": "model found on the hub; needs about 23.5 GB of GPU memory (registry)",
+    "creating_endpoint": "GPU pools, in order: AMPERE_24, ADA_24, AMPERE_48",
+    "loading_model": "waiting for the worker to load the model",
+    "ready": READY_LINE,
+}
+
+
+def _phase_rows(stderr: str) -> dict[str, str]:
+    """Each phase's note, its wrapped lines joined: {status: note}."""
+    rows: dict[str, list[str]] = {}
+    current = ""
+    for line in stderr.splitlines():
+        row = re.match(r"^\s*\S\s+([a-z_]+)\s+(?:\d+\.\d s)?\s*(.*)$", line)
+        if row and row.group(1) in LINES:
+            current = row.group(1)
+            rows[current] = [row.group(2)]
+        elif current and line.strip() and "total" not in line:
+            rows[current].append(line.strip())
+    return {status: " ".join(" ".join(parts).split()) for status, parts in rows.items()}
+
+
+def test_deploy_wait_shows_each_phases_own_line_whole(fake_api) -> None:
+    """Attached late, the first events all arrive in one poll, when the record's newest log
+    line is the pools': each row still shows the line its own change wrote, and the long
+    ready line wraps instead of being cut."""
+    url, api = fake_api
+
+    def events(r: Request) -> None:
+        r.sse_start()
+        for seq, status, offset in PHASES:
+            newest = LINES["creating_endpoint"] if seq <= 3 else LINES[status]
+            current = "ready" if seq == 5 else status
+            r.sse_event(seq, status, T0 + offset, current, LINES[status], last_log=newest)
+        r.sse_end()
+
+    _deploy_routes(api, events)
+    done = visgate("deploy", "lumen/3d-pipeline", "--wait", url=url)
+    assert done.returncode == 0, done.stderr
+    assert _phase_rows(done.stderr) == LINES, done.stderr
+    assert max(len(line) for line in done.stderr.splitlines()) <= 80

@@ -8,9 +8,9 @@ import os
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from visgate.cli.common import console, fail
 from visgate.domain.errors import VisgateError
 from visgate.providers.base import GpuType
 from visgate.providers.runpod.bootstrap import (
@@ -25,6 +25,10 @@ from visgate.providers.runpod.rest_bootstrap import (
     list_gpu_types_rest,
 )
 from visgate.settings import RunpodApi
+
+template_app = typer.Typer(
+    help="The operator's shared Runpod worker template.", no_args_is_help=True
+)
 
 DEFAULT_GRAPHQL_URL = "https://api.runpod.io/graphql"
 DEFAULT_REST_URL = "https://api.runpod.io/v2"
@@ -53,6 +57,7 @@ def _api_key(required: bool = True) -> str:
     return api_key
 
 
+@template_app.command("create")
 def create(
     image: Annotated[str, typer.Option(envvar="RUNPOD_TEMPLATE_IMAGE", help="The worker image.")],
     name: Annotated[str, typer.Option(help="Template name (unique per account).")] = (
@@ -97,8 +102,7 @@ def create(
     try:
         template_id, planned = asyncio.run(run())
     except VisgateError as exc:
-        typer.echo(f"{exc.type}: {exc.message}", err=True)
-        raise typer.Exit(1) from None
+        fail(exc.type, exc.message)
     if dry_run:
         typer.echo(f"# {rest_url}" if api is RunpodApi.rest else f"# POST {graphql_url}")
         for operation in planned:
@@ -134,8 +138,7 @@ def gpus(
     try:
         types = asyncio.run(run())
     except VisgateError as exc:
-        typer.echo(f"{exc.type}: {exc.message}", err=True)
-        raise typer.Exit(1) from None
+        fail(exc.type, exc.message)
     table = Table("id", "name", "memory GB", "pool", "stock", "USD/h")
     for gpu in types:
         price = f"{gpu.price_per_hour:g}" if gpu.price_per_hour is not None else ""
@@ -147,10 +150,4 @@ def gpus(
             gpu.availability or "",
             price,
         )
-    Console().print(table)
-
-
-def register(app: typer.Typer, template_app: typer.Typer) -> None:
-    template_app.command("create")(create)
-    app.command("gpus")(gpus)
-    app.command("runpod-gpus", hidden=True)(gpus)  # the name before `gpus`; kept for scripts
+    console.print(table)

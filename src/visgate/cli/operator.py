@@ -1,5 +1,5 @@
-"""The `visgate` command: operator commands (serve, worker, keys, sweep, template, gpus)
-and client commands (deploy, list, status, delete, logs, jobs) in cli_client.py."""
+"""Operator commands of `visgate`: serve, worker, keys and sweep. They read the service's
+own settings (the store, the provider) rather than calling its API."""
 
 from __future__ import annotations
 
@@ -10,42 +10,21 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from visgate.domain.deployment import iso
+from visgate.auth.api_keys import issue_key, revoke_key, tenant_limits
+from visgate.cli.common import CLI_EXITS, console, fail
 from visgate.domain.errors import VisgateError
+from visgate.kit import iso
+from visgate.logging import configure_logging
+from visgate.orchestrator.runner import BackgroundRunner
+from visgate.orchestrator.sweeper import sweep
+from visgate.services import build_services
 from visgate.settings import SettingsError, check_serving, load_settings
 
 T = TypeVar("T")
 
-app = typer.Typer(
-    name="visgate",
-    help="Visgate Deploy: Hugging Face models to Runpod serverless GPU endpoints.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
 keys_app = typer.Typer(help="Issue, list and revoke API keys (operator).", no_args_is_help=True)
-template_app = typer.Typer(
-    help="The operator's shared Runpod worker template.", no_args_is_help=True
-)
-app.add_typer(keys_app, name="keys")
-app.add_typer(template_app, name="template")
-
-console = Console()
-
-
-def fail(type_: str, message: str, code: int = 1) -> None:
-    from visgate.cli_client import print_error
-
-    print_error(type_, message)
-    raise typer.Exit(code)
-
-
-def _cli_exits() -> tuple[type[BaseException], ...]:
-    from visgate.cli_client import CLI_EXITS
-
-    return CLI_EXITS
 
 
 def run_async(fn: Callable[[], Awaitable[T]]) -> T:
@@ -53,7 +32,7 @@ def run_async(fn: Callable[[], Awaitable[T]]) -> T:
     a traceback (e.g. a VISGATE_DB_PATH whose folder cannot be made: FileNotFoundError)."""
     try:
         return asyncio.run(fn())  # type: ignore[arg-type]
-    except _cli_exits():
+    except CLI_EXITS:
         raise  # `fail()` inside the coroutine: already printed
     except SettingsError as exc:
         fail("SettingsError", str(exc), 2)
@@ -61,13 +40,11 @@ def run_async(fn: Callable[[], Awaitable[T]]) -> T:
         fail(exc.type, exc.message)
     except Exception as exc:  # the last resort
         fail(type(exc).__name__, str(exc) or repr(exc))
-    raise AssertionError("unreachable")
 
 
 async def with_services(fn: Callable[[Any], Awaitable[T]]) -> T:
-    from visgate.logging import configure_logging
-    from visgate.services import build_services
-
+    """Run `fn` on the services an operator command needs: the store and the settings, not
+    the provider or hub clients it never calls."""
     settings = load_settings()
     configure_logging(settings.log_level)  # to stderr: stdout carries the command's output
     services = build_services(settings, provider=False, hub=False)
@@ -77,13 +54,12 @@ async def with_services(fn: Callable[[Any], Awaitable[T]]) -> T:
         await services.aclose()
 
 
-@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", envvar="PORT")] = 8080,
 ) -> None:
     """Run the control plane with its in-process reconciler."""
-    import uvicorn
+    import uvicorn  # the HTTP server and FastAPI load only for `serve`, not every command
 
     try:
         check_serving(load_settings())
@@ -99,12 +75,8 @@ def serve(
     )
 
 
-@app.command()
 def worker() -> None:
     """Run the reconciler only (no HTTP): for extra capacity beside `serve`."""
-    from visgate.logging import configure_logging
-    from visgate.orchestrator.runner import BackgroundRunner
-    from visgate.services import build_services
 
     async def main() -> None:
         settings = load_settings()
@@ -141,8 +113,6 @@ def keys_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Issue an API key and its webhook signing secret. Both are shown once."""
-    from visgate.auth.api_keys import issue_key
-
     issued = run_async(
         lambda: with_services(
             lambda s: issue_key(
@@ -169,7 +139,6 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List keys (names, tenants and quotas; never the keys)."""
-    from visgate.auth.api_keys import tenant_limits
 
     async def read(services: Any) -> list[dict[str, Any]]:
         keys = await services.store.api_keys.list()
@@ -205,21 +174,16 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
     """Revoke a key: its requests answer 401 within seconds."""
-    from visgate.auth.api_keys import revoke_key
-
     key = run_async(lambda: with_services(lambda s: revoke_key(s, name)))
     if key is None:
         fail("NotFoundError", f"no API key named {name!r}")
     console.print(f"revoked {name}")
 
 
-@app.command("sweep")
 def sweep_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
 ) -> None:
     """Delete provider endpoints named visgate-* whose deployment is gone or failed."""
-    from visgate.orchestrator.sweeper import sweep
-    from visgate.services import build_services
 
     async def main() -> list[Any]:
         settings = load_settings()
@@ -237,20 +201,3 @@ def sweep_command(
     for orphan in orphans:
         console.print(f"{verb} {orphan.name} ({orphan.endpoint_id}): {orphan.reason}")
     console.print(f"{len(orphans)} orphan endpoint(s)")
-
-
-def main() -> None:  # pragma: no cover
-    app()
-
-
-def _register_client_commands() -> None:
-    from visgate.cli_client import register
-    from visgate.cli_template import register as register_template
-    from visgate.cost.cli import register as register_cost
-
-    register(app)
-    register_cost(app)
-    register_template(app, template_app)
-
-
-_register_client_commands()

@@ -1,14 +1,16 @@
 """The README's configuration table, generated from `Settings` so the two cannot drift.
 
-`python -m visgate.config_table --write` rewrites the block between the markers in
-README.md; a test fails when the README is stale.
+`python scripts/config_table.py --write` (or `make config-table`) rewrites the block between
+the markers in README.md and regenerates `.env.example`; a test fails when either is stale.
+Without `--write` it prints the table.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from pydantic import SecretStr
 
 from visgate.settings import Settings
@@ -51,7 +53,7 @@ def _env_name(name: str) -> str:
 
 def render_env_example() -> str:
     """`.env.example`: every setting with its meaning and a safe default (secrets empty)."""
-    lines = ["# Visgate Deploy settings (generated: python -m visgate.config_table --write)."]
+    lines = ["# Visgate Deploy settings (generated: python scripts/config_table.py --write)."]
     for name, field in Settings.model_fields.items():
         value = _default(field)
         lines += [
@@ -71,13 +73,27 @@ def update(readme: Path) -> bool:
     return False
 
 
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def main(
+    write: Annotated[
+        bool, typer.Option("--write", help="Rewrite README.md's table and .env.example.")
+    ] = False,
+    readme: Annotated[Path, typer.Option(help="The README to update.")] = README,
+) -> None:
+    """Print the configuration table, or with --write bring README.md and .env.example up
+    to date with `Settings`."""
+    if not write:
+        print(render())
+        return
+    changed = update(readme)
+    env_example = readme.parent / ".env.example"
+    if not env_example.exists() or env_example.read_text(encoding="utf-8") != render_env_example():
+        env_example.write_text(render_env_example(), encoding="utf-8")
+        changed = True
+    print("updated" if changed else "up to date")
+
+
 if __name__ == "__main__":
-    path = Path(sys.argv[2] if len(sys.argv) > 2 else "README.md")
-    changed = False
-    if "--write" in sys.argv:
-        changed = update(path)
-        env_example = path.parent / ".env.example"
-        if not env_example.exists() or env_example.read_text() != render_env_example():
-            env_example.write_text(render_env_example(), encoding="utf-8")
-            changed = True
-    print(render() if "--write" not in sys.argv else ("updated" if changed else "up to date"))
+    typer.run(main)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.unit.test_cli_client import DEP, Request, fake_api, visgate
+from tests.integration.cli.scripted_api import DEP, Request, fake_api, visgate
 
 __all__ = ["fake_api"]  # the fixture, used by name
 

@@ -5,14 +5,13 @@ service's clock."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.spinner import Spinner
-from rich.table import Table
+from rich.table import Column, Table
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -22,6 +21,7 @@ from tenacity import (
 )
 
 from visgate.client import ApiError, VisgateClient
+from visgate.kit import epoch
 
 SETTLED = {"ready", "failed", "webhook_failed", "deleted"}
 # How many times in a row the event stream may break off without bringing anything new
@@ -30,18 +30,9 @@ STREAM_RECONNECTS = 5
 STREAM_BACKOFF = wait_exponential(multiplier=0.5, max=8) + wait_random(0, 1)
 
 
-def _epoch(iso: str | None) -> float | None:
-    """The service's ISO-8601 UTC times (`...Z`) as epoch seconds."""
-    if not iso:
-        return None
-    try:
-        return datetime.fromisoformat(iso).timestamp()
-    except ValueError:
-        return None
-
-
 class PhaseDisplay:
-    """A live table: one row per status reached, with the time spent in it.
+    """A live table: one row per status reached, with the time spent in it and the line its
+    status change wrote (the hub check and GPU memory, the pools chosen, the models loaded).
 
     Times come from the service's `event_at` of each status change, not from when the events
     arrived here: a reconnect, a slow network or attaching late would skew those. The phase
@@ -73,7 +64,16 @@ class PhaseDisplay:
         return float(self.rows[-1][1] - self.rows[0][1])
 
     def render(self) -> Table:
-        table = Table(title=self.title, title_justify="left", show_header=False, box=None)
+        table = Table(
+            Column(no_wrap=True),
+            Column(no_wrap=True),
+            Column(no_wrap=True, justify="right"),
+            Column(overflow="fold"),  # a long note wraps between words; nothing is cut off
+            title=self.title,
+            title_justify="left",
+            show_header=False,
+            box=None,
+        )
         now = self._clock() - (self._lag or 0.0)  # the service's "now"
         for status, started, ended, note in self.rows:
             if ended is None:
@@ -138,9 +138,8 @@ class _Follower:
         try:
             for event in self.client.events(self.deployment_id, last_event_id=self.last_id):
                 self.last, self.last_id = event, event["id"]
-                note = (event.get("last_log") or {}).get("message", "")
-                at = _epoch(event.get("event_at")) or time.time()
-                self.display.enter(event["event_status"], at, note[:80])
+                at = epoch(event.get("event_at")) or time.time()
+                self.display.enter(event["event_status"], at, event.get("event_message") or "")
                 self.display.notice = ""
                 live.update(self.display.render())
         except ApiError as exc:

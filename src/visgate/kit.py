@@ -1,7 +1,11 @@
-"""`Retry-After` header values in seconds, for every outbound HTTP client (Runpod, the
-Hugging Face hub, user webhook receivers): RFC 9110 allows delay-seconds or an HTTP date,
-and servers send both. A top-level module that imports nothing of ours, so any layer may
-use it.
+"""Small helpers every layer shares: wire timestamps and `Retry-After` headers.
+
+A top-level module that imports nothing of ours, so the domain, the providers, the API and
+the CLI may all use it.
+
+Times are epoch seconds inside and RFC 3339 UTC strings on the wire. `Retry-After` is read
+for every outbound HTTP client (Runpod, the Hugging Face hub, user webhook receivers): RFC
+9110 allows delay-seconds or an HTTP date, and servers send both.
 """
 
 from __future__ import annotations
@@ -9,6 +13,25 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+
+
+def iso(ts: float | None) -> str | None:
+    """RFC 3339 in UTC, always with microseconds: a whole second keeps its `.000000`, so
+    the strings sort as the instants do and one parse format fits every value."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def epoch(text: str | None) -> float | None:
+    """Epoch seconds of a wire time (`iso`'s output, or any ISO 8601 with a zone); None for
+    anything else."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
