@@ -1,10 +1,11 @@
-"""The FastAPI application factory (`uvicorn visgate.api.app:create_app --factory`)."""
+"""The FastAPI application factory. The process entry point (`visgate.main`) passes in the
+background loops, so the API itself never imports the orchestrator."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -21,13 +22,24 @@ from visgate.services import Services, build_services
 from visgate.settings import Settings, StoreKind, check_serving, load_settings
 
 
+class Background(Protocol):
+    """Work the process runs beside the API for as long as the app lives."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     services: Services | None = None,
+    background: Callable[[Services], Background] | None = None,
     run_reconciler: bool | None = None,
 ) -> FastAPI:
-    """Wire the app. With no arguments it reads the environment (the Cloud Run entry point)."""
+    """Wire the app; with no settings or services it reads the environment. `background`
+    builds what runs beside the API (the reconciler and the webhook deliveries) when the
+    settings or `run_reconciler` turn it on."""
     if services is not None:
         settings = services.settings
     settings = settings or load_settings()
@@ -44,11 +56,8 @@ def create_app(
             if settings.store is StoreKind.firestore
             else MemoryRateLimiter(settings.rate_limit_per_minute)
         )
-        runner: Any = None
-        if run_loop:
-            from visgate.orchestrator.runner import BackgroundRunner
-
-            runner = BackgroundRunner(svc)
+        runner = background(svc) if run_loop and background is not None else None
+        if runner is not None:
             await runner.start()
         try:
             yield
