@@ -4,9 +4,9 @@ deployments service takes (FastAPI renders their JSON Schema into the OpenAPI do
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 
 # The hub's repo id rules (huggingface_hub.utils.validate_repo_id), ASCII only:
 # owner/name, letters, digits, '-', '_', '.', at most 96 per part, no '--' or '..',
@@ -17,6 +17,15 @@ REPO_ID = re.compile(rf"^{_PART}/{_PART}$")
 
 MAX_WORKERS_PER_DEPLOYMENT = 100
 MAX_TTL_SECONDS = 30 * 24 * 3600
+
+
+def _whole(value: object) -> object:
+    """JSON has one number type and the schema's `integer` includes `2.0`; a fraction, a
+    string or a boolean is still refused (the fields are strict)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeNumber = BeforeValidator(_whole)
 
 
 class CreateDeployment(BaseModel):
@@ -40,7 +49,7 @@ class CreateDeployment(BaseModel):
     hf_token: SecretStr | None = Field(
         None, max_length=512, description="Hugging Face token for gated or private models."
     )
-    max_workers: int = Field(
+    max_workers: Annotated[int, WholeNumber] = Field(
         1,
         ge=1,
         le=MAX_WORKERS_PER_DEPLOYMENT,
@@ -56,7 +65,7 @@ class CreateDeployment(BaseModel):
         " (`US-TX`) or a continent prefix (`EU`, `US`, `CA`, `AP`, `OC`). Default: anywhere.",
         examples=["EU"],
     )
-    ttl_seconds: int | None = Field(
+    ttl_seconds: Annotated[int | None, WholeNumber] = Field(
         None,
         ge=60,
         le=MAX_TTL_SECONDS,
