@@ -17,9 +17,11 @@ from visgate.api.errors import error_response, install_error_handlers
 from visgate.api.middleware import BodyTooLarge, RequestContextMiddleware, metric_families
 from visgate.api.ratelimit import MemoryRateLimiter, StoreRateLimiter
 from visgate.api.routers import catalog, cost, deployments, events, health, internal, jobs, logs
-from visgate.logging import configure_logging
+from visgate.logging import configure_logging, get_logger
 from visgate.services import Services, build_services
 from visgate.settings import Settings, StoreKind, check_serving, load_settings
+
+log = get_logger(__name__)
 
 
 class Background(Protocol):
@@ -46,6 +48,9 @@ def create_app(
     check_serving(settings)
     configure_logging(settings.log_level)
     run_loop = settings.reconciler_enabled if run_reconciler is None else run_reconciler
+    if run_loop and background is None:
+        # Nothing would move deployments past `validating`: say so rather than look healthy.
+        log.warning("background_not_started", hint="serve visgate.main:create_app")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

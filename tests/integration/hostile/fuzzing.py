@@ -1,10 +1,14 @@
 """Schema-driven fuzzing of the app's own OpenAPI document, shared by the CI test and
-`bench/fuzz.py` (same checks, different budgets).
+`bench/fuzz.py` (same checks, different budgets), in two runs.
 
-Each operation is driven with positive (schema-valid) and negative (schema-breaking) cases.
-An answer fails when it is a 5xx, a 4xx outside the one error envelope, or a 2xx that does
-not match its documented schema. Failures are collected, not raised, so one run reports them
-all and hypothesis does not spend the budget shrinking.
+`run_fuzz` drives each operation with positive (schema-valid) and negative (schema-breaking)
+cases. An answer fails when it is a 5xx, a 4xx outside the one error envelope, or a 2xx that
+does not match its documented schema. Failures are collected, not raised, so one run reports
+them all and hypothesis does not spend the budget shrinking.
+
+`run_all_checks` is schemathesis's own engine with every check on (`--checks all`), as an
+outside reviewer runs it: undeclared status codes, `Allow` headers, stateful links and the
+rest.
 """
 
 from __future__ import annotations
