@@ -1,9 +1,13 @@
-"""Long schema fuzzing run: the CI test's checks (tests/integration/hostile/fuzzing.py) with
-a bigger budget and, by default, a fresh random seed each run.
+"""Long schema fuzzing run, in two passes over the app in-process on SQLite with a valid key:
 
-Every operation of the app's own OpenAPI document gets positive and negative cases, against
-the app in-process on SQLite with a valid key. Prints operations, examples, status counts
-and every failure (5xx, 4xx outside the error envelope, 2xx off its schema); exits 1 on any.
+1. the CI test's checks (tests/integration/hostile/fuzzing.py `run_fuzz`) with a bigger
+   budget: positive and negative cases for every operation, SSE included;
+2. every schemathesis check (`--checks all`) over every phase (`run_all_checks`): status
+   codes and headers as documented, `Allow` on a 405, positive and negative data, stateful
+   links, undeclared methods.
+
+By default each run takes a fresh random seed. Prints operations, examples, status counts
+and every failure; exits 1 on any.
 Run: .venv/bin/python bench/fuzz.py [--max-examples 300] [--seed N]
 """
 
@@ -15,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.integration.hostile.fuzzing import fuzz_target, run_fuzz
+from tests.integration.hostile.fuzzing import FuzzReport, fuzz_target, run_all_checks, run_fuzz
 
 
 def main() -> int:
@@ -25,15 +29,22 @@ def main() -> int:
         "--seed", type=int, default=None, help="derandomize (same cases as CI); default: random"
     )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, fuzz_target(Path(tmp)) as target:
-        report = run_fuzz(target, max_examples=args.max_examples, seed=args.seed)
     print(f"max_examples={args.max_examples} per operation and mode, seed={args.seed}")
-    print(report.summary())
+    failures = 0
+    for name, run in (("envelope", run_fuzz), ("all checks", run_all_checks)):
+        with tempfile.TemporaryDirectory() as tmp, fuzz_target(Path(tmp)) as target:
+            report = run(target, max_examples=args.max_examples, seed=args.seed)
+        _print(name, report)
+        failures += len(report.failures)
+    return 1 if failures else 0
+
+
+def _print(name: str, report: FuzzReport) -> None:
+    print(f"[{name}] {report.summary()}")
     for label in report.operations:
         print(f"  {label}")
     for failure in report.failures:
         print(f"FAIL {failure}")
-    return 1 if report.failures else 0
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
-"""The FastAPI application factory (`uvicorn visgate.api.app:create_app --factory`)."""
+"""The FastAPI application factory. The process entry point (`visgate.main`) passes in the
+background loops, so the API itself never imports the orchestrator."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -16,24 +17,40 @@ from visgate.api.errors import error_response, install_error_handlers
 from visgate.api.middleware import BodyTooLarge, RequestContextMiddleware, metric_families
 from visgate.api.ratelimit import MemoryRateLimiter, StoreRateLimiter
 from visgate.api.routers import catalog, cost, deployments, events, health, internal, jobs, logs
-from visgate.logging import configure_logging
+from visgate.logging import configure_logging, get_logger
 from visgate.services import Services, build_services
 from visgate.settings import Settings, StoreKind, check_serving, load_settings
+
+log = get_logger(__name__)
+
+
+class Background(Protocol):
+    """Work the process runs beside the API for as long as the app lives."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 def create_app(
     settings: Settings | None = None,
     *,
     services: Services | None = None,
+    background: Callable[[Services], Background] | None = None,
     run_reconciler: bool | None = None,
 ) -> FastAPI:
-    """Wire the app. With no arguments it reads the environment (the Cloud Run entry point)."""
+    """Wire the app; with no settings or services it reads the environment. `background`
+    builds what runs beside the API (the reconciler and the webhook deliveries) when the
+    settings or `run_reconciler` turn it on."""
     if services is not None:
         settings = services.settings
     settings = settings or load_settings()
     check_serving(settings)
     configure_logging(settings.log_level)
     run_loop = settings.reconciler_enabled if run_reconciler is None else run_reconciler
+    if run_loop and background is None:
+        # Nothing would move deployments past `validating`: say so rather than look healthy.
+        log.warning("background_not_started", hint="serve visgate.main:create_app")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,11 +61,8 @@ def create_app(
             if settings.store is StoreKind.firestore
             else MemoryRateLimiter(settings.rate_limit_per_minute)
         )
-        runner: Any = None
-        if run_loop:
-            from visgate.orchestrator.runner import BackgroundRunner
-
-            runner = BackgroundRunner(svc)
+        runner = background(svc) if run_loop and background is not None else None
+        if runner is not None:
             await runner.start()
         try:
             yield

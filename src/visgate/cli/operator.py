@@ -66,7 +66,7 @@ def serve(
     except SettingsError as exc:
         fail("SettingsError", str(exc), 2)
     uvicorn.run(
-        "visgate.api.app:create_app",
+        "visgate.main:create_app",
         factory=True,
         host=host,
         port=port,

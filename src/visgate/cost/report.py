@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from visgate.cost.pricing import billed_workers, unit_price_per_hour
+from visgate.deployments.service import provider_key
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import VisgateError
 from visgate.domain.status import Status
 from visgate.kit import iso
 from visgate.logging import get_logger
-from visgate.orchestrator.credentials import provider_key
 from visgate.services import Services
 
 log = get_logger(__name__)

@@ -178,6 +178,13 @@ class WorkerLogsUnavailableError(ProviderError):
     status_code = 501
 
 
+class ProviderNotConfiguredError(ProviderError):
+    """This process runs with no GPU provider, so it cannot reach any endpoint. 503: the
+    request was fine; a control plane with a provider can serve it."""
+
+    status_code = 503
+
+
 class RunpodTemplateNotConfiguredError(ProviderError):
     status_code = 500
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 
 from visgate.cost.pricing import billed_workers, unit_price_per_hour
+from visgate.deployments.service import provider_key
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import VisgateError
 from visgate.domain.meter import SAMPLE_SECONDS, Meter
 from visgate.logging import get_logger
-from visgate.orchestrator.credentials import provider_key
 from visgate.orchestrator.results import Change, StepResult, nothing, provider_of
 from visgate.providers.base import WorkerCounts
 from visgate.services import Services

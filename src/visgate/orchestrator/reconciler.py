@@ -18,6 +18,7 @@ from dataclasses import replace
 
 import structlog
 
+from visgate.deployments.service import queue_pending_events
 from visgate.domain.deployment import Deployment, ErrorInfo
 from visgate.domain.errors import (
     DeploymentNotFoundError,
@@ -29,7 +30,6 @@ from visgate.domain.errors import (
 from visgate.domain.status import Status, can_fail
 from visgate.logging import get_logger
 from visgate.orchestrator.backoff import MAX_TRANSIENT_ATTEMPTS, STORE_TROUBLE, retry_delay
-from visgate.orchestrator.events import queue_pending_events
 from visgate.orchestrator.results import StepResult
 from visgate.orchestrator.steps import STEPS
 from visgate.services import Services

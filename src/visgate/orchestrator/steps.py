@@ -10,6 +10,7 @@ import asyncio
 import time
 from typing import Any
 
+from visgate.deployments.service import provider_key, secret
 from visgate.domain.deployment import Deployment, ErrorInfo
 from visgate.domain.errors import (
     LeaseLostError,
@@ -21,7 +22,6 @@ from visgate.domain.errors import (
 )
 from visgate.domain.status import Status
 from visgate.logging import get_logger
-from visgate.orchestrator.credentials import provider_key, secret
 from visgate.orchestrator.metering import sampled, serving, start_meter
 from visgate.orchestrator.results import Change, Step, StepResult, nothing, provider_of
 from visgate.orchestrator.teardown import clean_up_failed, delete
@@ -113,8 +113,7 @@ async def endpoint_spec(services: Services, dep: Deployment, pools: list[str]) -
     from visgate.registry.models import worker_env
 
     settings = services.settings
-    # The local provider runs `inference/` from this checkout: it has no image to pull.
-    image = settings.runpod_template_image or ("inference/" if settings.provider == "local" else "")
+    image = settings.runpod_template_image or provider_of(services).default_image
     if not image:
         raise RunpodTemplateNotConfiguredError(
             "RUNPOD_TEMPLATE_IMAGE is not set: the operator must configure the worker image"

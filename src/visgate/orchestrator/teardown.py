@@ -7,11 +7,11 @@ still be left on the provider.
 
 from __future__ import annotations
 
+from visgate.deployments.service import provider_key
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import SecretNotFoundError
 from visgate.domain.status import Status
 from visgate.logging import get_logger
-from visgate.orchestrator.credentials import provider_key
 from visgate.orchestrator.metering import stop_meter
 from visgate.orchestrator.results import StepResult, provider_of
 from visgate.providers.base import endpoint_name

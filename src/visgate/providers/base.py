@@ -112,6 +112,13 @@ class WorkerLogLine:
 
 @runtime_checkable
 class GpuProvider(Protocol):
+    # False: calls ignore `api_key`, so a deployment needs neither its own key nor the
+    # operator's (the local provider).
+    needs_api_key: bool
+    # The worker image when the operator configures none (RUNPOD_TEMPLATE_IMAGE); None: the
+    # operator must configure one.
+    default_image: str | None
+
     async def ensure_endpoint(
         self, spec: EndpointSpec, *, api_key: str, fresh: bool = False
     ) -> EndpointRef:

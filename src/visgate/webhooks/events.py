@@ -1,16 +1,18 @@
 """The events we send and their payload, in the Standard Webhooks shape `{type, timestamp, data}`.
 
-The body is built once, when the event happens, and stored with its id: every retry sends
-the same bytes under the same `webhook-id`, so receivers can deduplicate.
+The body is built once, when the event is queued, and stored with its id: every retry sends
+the same bytes under the same `webhook-id`, so receivers can deduplicate. The id is derived
+from the deployment and the event, so queueing the same event twice (after a crash, or from
+both the callback route and the reconciler) makes one delivery.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 from enum import StrEnum
-from typing import Any
 
+from visgate.domain.deployment import Deployment
+from visgate.domain.records import WebhookDelivery
 from visgate.kit import iso
 
 
@@ -25,26 +27,30 @@ class EventType(StrEnum):
 _OMITTED_FIELDS = ("logs",)
 
 
-def new_message_id() -> str:
-    """A random webhook-id: URL-safe, no `.`, so it is safe inside the signed string."""
-    return "msg_" + secrets.token_urlsafe(18)
+def delivery_id(deployment_id: str, event_type: EventType | str) -> str:
+    """The `webhook-id` of one event of one deployment: URL-safe, no `.` (it is signed)."""
+    return f"msg_{deployment_id}_{EventType(event_type).value.removeprefix('deployment.')}"
 
 
-def build_event(
-    event_type: EventType | str,
-    deployment_public: dict[str, Any],
-    now: float,
-    *,
-    msg_id: str | None = None,
-) -> tuple[str, bytes]:
-    """`(webhook-id, body)` for one event; persist both and reuse them on every retry.
+def event_body(event_type: EventType | str, dep: Deployment, now: float) -> str:
+    """The payload's exact text; `now` (unix seconds) is when the event happened."""
+    data = {k: v for k, v in dep.public().items() if k not in _OMITTED_FIELDS}
+    payload = {"type": EventType(event_type).value, "timestamp": iso(now), "data": data}
+    return json.dumps(payload, separators=(",", ":"))
 
-    `deployment_public` is the deployment's GET shape; `now` (unix seconds) is when the
-    event happened. Pass `msg_id` to derive ids yourself (e.g. one per deployment and event,
-    so queueing an event twice makes one delivery); otherwise a random `msg_…` id is made.
-    """
-    kind = EventType(event_type)
-    data = {k: v for k, v in deployment_public.items() if k not in _OMITTED_FIELDS}
-    payload = {"type": kind.value, "timestamp": iso(now), "data": data}
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return msg_id or new_message_id(), body
+
+def build_delivery(
+    event_type: EventType | str, dep: Deployment, url: str, now: float
+) -> WebhookDelivery:
+    """The delivery record for one event to `url`: its id, signer and the bytes every retry sends."""
+    return WebhookDelivery(
+        id=delivery_id(dep.id, event_type),
+        deployment_id=dep.id,
+        tenant=dep.tenant,
+        key_id=dep.key_id,
+        event_type=EventType(event_type).value,
+        url=url,
+        body=event_body(event_type, dep, now),
+        created_at=now,
+        due_at=now,
+    )

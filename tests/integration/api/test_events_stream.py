@@ -67,7 +67,7 @@ async def test_replayed_events_carry_the_line_their_own_change_wrote(api: Api) -
         dep.fail(time.time(), ErrorInfo(type="WorkerFailedError", message="boom"))
         return True
 
-    await api.services.store.mutate(dep_id, walk)
+    await api.services.store.deployments.mutate(dep_id, walk)
     resp = await api.client.get(
         f"/v1/deployments/{dep_id}/events", headers={**api.auth(), "Last-Event-ID": "1"}
     )

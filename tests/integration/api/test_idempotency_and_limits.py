@@ -35,7 +35,7 @@ async def test_same_key_other_body_is_422(api: Api) -> None:
 
 async def test_same_key_while_first_is_in_flight_is_409(api: Api) -> None:
     from visgate.api.routers.deployments import _fingerprint
-    from visgate.api.schemas import CreateDeployment
+    from visgate.deployments.schemas import CreateDeployment
 
     tenant = api.keys["alice"].tenant
     body = CreateDeployment(hf_model_id="stabilityai/sdxl-turbo")
@@ -95,7 +95,7 @@ async def test_a_255_character_key_is_accepted_and_replays(api: Api) -> None:
 async def test_a_key_whose_first_request_died_is_free_again_after_its_lease(api: Api) -> None:
     """A crash between claiming the key and answering must not block it for a day."""
     from visgate.api.routers.deployments import _fingerprint
-    from visgate.api.schemas import CreateDeployment
+    from visgate.deployments.schemas import CreateDeployment
     from visgate.store.idempotency import IDEMPOTENCY_IN_FLIGHT_LEASE_S
 
     now = [time.time()]

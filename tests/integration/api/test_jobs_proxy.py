@@ -106,3 +106,22 @@ async def test_a_runpod_key_runpod_rejects_answers_502_not_401(
     assert "Runpod rejected the API key" in error["message"]
     assert "www-authenticate" not in resp.headers
     assert route.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("post", ""), ("post", "/sync"), ("get", "/job-1"), ("post", "/job-1/cancel")],
+)
+async def test_jobs_on_a_control_plane_with_no_provider_answer_503_in_the_envelope(
+    ready_api: tuple[Api, str, respx.Route], method: str, path: str
+) -> None:
+    """An API-only process has no provider: the caller gets a typed 503 saying so, not a
+    500 from a failed assertion (or an AttributeError where assertions are stripped)."""
+    api, dep_id, route = ready_api
+    api.services.provider = None
+    url = f"/v1/deployments/{dep_id}/jobs{path}"
+    body = {"json": {"input": {}}} if method == "post" else {}
+    resp = await getattr(api.client, method)(url, headers=api.auth(), **body)
+    error = assert_envelope(resp, 503, "ProviderNotConfiguredError")
+    assert "no GPU provider" in error["message"]
+    assert route.call_count == 0

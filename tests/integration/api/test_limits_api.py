@@ -64,6 +64,18 @@ async def test_bad_limits_are_422_naming_the_field_and_create_nothing(
     assert await _count(api) == 0
 
 
+async def test_whole_numbers_written_as_floats_are_the_integers_they_are(api: Api) -> None:
+    """The schema says `integer`, which in JSON includes `2.0`: a generated client that
+    sends numbers as floats is served, not refused."""
+    resp = await api.post_deployment(max_workers=2.0, ttl_seconds=3600.0)
+    assert resp.status_code == 202, resp.text
+    got = (
+        await api.client.get(f"/v1/deployments/{resp.json()['deployment_id']}", headers=api.auth())
+    ).json()
+    assert got["max_workers"] == 2
+    assert _seconds(got["expires_at"]) - _seconds(got["created_at"]) == pytest.approx(3600)
+
+
 async def test_unknown_region_names_the_valid_ones(api: Api) -> None:
     resp = await api.post_deployment(region="MARS")
     message = resp.json()["error"]["message"]

@@ -1,10 +1,14 @@
 """Schema-driven fuzzing of the app's own OpenAPI document, shared by the CI test and
-`bench/fuzz.py` (same checks, different budgets).
+`bench/fuzz.py` (same checks, different budgets), in two runs.
 
-Each operation is driven with positive (schema-valid) and negative (schema-breaking) cases.
-An answer fails when it is a 5xx, a 4xx outside the one error envelope, or a 2xx that does
-not match its documented schema. Failures are collected, not raised, so one run reports them
-all and hypothesis does not spend the budget shrinking.
+`run_fuzz` drives each operation with positive (schema-valid) and negative (schema-breaking)
+cases. An answer fails when it is a 5xx, a 4xx outside the one error envelope, or a 2xx that
+does not match its documented schema. Failures are collected, not raised, so one run reports
+them all and hypothesis does not spend the budget shrinking.
+
+`run_all_checks` is schemathesis's own engine with every check on (`--checks all`), as an
+outside reviewer runs it: undeclared status codes, `Allow` headers, stateful links and the
+rest.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import hypothesis
 import schemathesis
 from hypothesis import HealthCheck, Phase, Verbosity
 from hypothesis import strategies as st
-from schemathesis import GenerationMode
+from schemathesis import GenerationMode, engine
+from schemathesis.engine import events as engine_events
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -214,5 +219,73 @@ def run_fuzz(
                     test()
                 except hypothesis.errors.Unsatisfiable:
                     pass  # nothing to negate: an operation with no inputs has no negative cases
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# Rules a JSON Schema cannot state, so a schema-valid request may rightly get a 422: a cursor
+# must be one this service issued, an Idempotency-Key may not be reused with another body,
+# `region` and `gpu_tier` must name a known data centre or tier, `max_workers` must fit the
+# tenant's quota. Every other operation must accept all schema-valid input.
+BUSINESS_RULE_PATHS = ("/v1/deployments",)
+_POSITIVE_WITH_RULES = ["2xx", "3xx", "401", "403", "404", "409", "422", "429"]
+
+
+@schemathesis.check
+def error_envelope(ctx: Any, response: Any, case: Any) -> bool | None:
+    """Every 4xx is the one error envelope (README, "API")."""
+    if 400 <= response.status_code < 500 and (problem := envelope_problem(response)):
+        raise AssertionError(problem)
+    return None
+
+
+def _all_checks_config(max_examples: int, seed: int | None) -> Any:
+    rules = {"positive_data_acceptance": {"expected-statuses": _POSITIVE_WITH_RULES}}
+    return schemathesis.Config.from_dict(
+        {
+            **({"seed": seed} if seed is not None else {}),
+            "generation": {"max-examples": max_examples},
+            "operations": [{"include-path": p, "checks": rules} for p in BUSINESS_RULE_PATHS],
+        }
+    )
+
+
+def run_all_checks(target: FuzzTarget, *, max_examples: int, seed: int | None = 0) -> FuzzReport:
+    """Every schemathesis check (`--checks all`: status codes, headers, `Allow`, positive and
+    negative data, stateful links, the envelope above) over every phase: examples, coverage
+    (undeclared methods, missing headers), fuzzing and stateful runs.
+
+    The SSE route is left out: a stream that follows a live deployment stays open by design,
+    which the response-time check reads as a hang; `run_fuzz` covers it on a settled one."""
+    report = FuzzReport()
+    started = time.perf_counter()
+    config = _all_checks_config(max_examples, seed)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", target.app, config=config)
+    schema = schema.exclude(path=SSE_PATH)
+    schema.config.update(headers=target.auth)
+    schema.config.checks.update(included_check_names=["all"])
+    for event in engine.from_schema(schema).execute():
+        if isinstance(event, engine_events.ScenarioStarted) and event.label:
+            report.operations.append(event.label)
+        if isinstance(event, engine_events.NonFatalError | engine_events.FatalError):
+            report.failures.append(f"error: {event}"[:500])
+        if not isinstance(event, engine_events.ScenarioFinished):
+            continue
+        recorder = event.recorder
+        for case_id, interaction in recorder.interactions.items():
+            if interaction.response is not None:
+                code = interaction.response.status_code
+                report.statuses[code] = report.statuses.get(code, 0) + 1
+                report.examples += 1
+        for case_id, checks in recorder.checks.items():
+            case = recorder.cases[case_id].value
+            for check in checks:
+                if check.failure_info is not None:
+                    failure = check.failure_info.failure
+                    report.failures.append(
+                        f"{recorder.label} [{case.method} {case.formatted_path}] {check.name}:"
+                        f" {failure.title}: {failure.message}"[:600]
+                    )
+    report.operations = sorted(set(report.operations))
     report.seconds = time.perf_counter() - started
     return report

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.integration.hostile.fuzzing import fuzz_target, run_fuzz
+from tests.integration.hostile.fuzzing import fuzz_target, run_all_checks, run_fuzz
 
 MAX_EXAMPLES = 25  # per operation and mode; bench/fuzz.py runs the long version
 
@@ -22,4 +22,14 @@ def test_every_operation_survives_fuzzing(tmp_path: Path) -> None:
     assert report.examples >= 200, report.summary()
     # The fuzzer reached the routes' bodies, not only the auth and 404 paths.
     assert {200, 404, 422} <= set(report.statuses), report.summary()
+    assert not report.failures, "\n".join([report.summary(), *report.failures[:20]])
+
+
+def test_every_schemathesis_check_passes(tmp_path: Path) -> None:
+    """`--checks all` over every phase: among others, a 405's `Allow` lists every method the
+    document gives the path, and no status goes out that the document does not declare."""
+    with fuzz_target(tmp_path) as target:
+        report = run_all_checks(target, max_examples=10, seed=0)
+    assert len(report.operations) >= 15, report.operations
+    assert {202, 405, 422} <= set(report.statuses), report.summary()
     assert not report.failures, "\n".join([report.summary(), *report.failures[:20]])

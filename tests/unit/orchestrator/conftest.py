@@ -15,11 +15,11 @@ import pytest
 from tests.fakes.hub import FakeHub, run_fake_hub
 from tests.fakes.runpod import API_KEY, RunningFakeRunpod, run_fake_runpod
 from tests.support.stack import fake_cloud_env
-from visgate.api.schemas import WorkerCallback
+from visgate.deployments.callback import apply_worker_callback
+from visgate.deployments.schemas import WorkerCallback
 from visgate.domain.deployment import Deployment, StatusEvent
 from visgate.domain.status import Status
 from visgate.hub import HubValidator
-from visgate.orchestrator.callbacks import apply_worker_callback
 from visgate.orchestrator.reconciler import Reconciler
 from visgate.providers.base import EndpointRef, EndpointSpec, GpuProvider, endpoint_name
 from visgate.providers.runpod import RunpodProvider, RunpodRestProvider

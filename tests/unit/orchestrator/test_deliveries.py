@@ -15,12 +15,12 @@ import pytest
 from tests.support.receivers import WebhookReceiver, webhook_receiver
 from tests.unit.orchestrator.conftest import Plane
 from visgate.auth.api_keys import IssuedKey, issue_key
+from visgate.deployments.service import queue_pending_events
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import SecretPermissionError, SecretStoreUnavailableError
 from visgate.domain.records import hash_api_key
 from visgate.domain.status import Status
 from visgate.orchestrator.deliveries import DeliveryWorker
-from visgate.orchestrator.events import queue_pending_events
 from visgate.secrets.base import SecretStore
 
 

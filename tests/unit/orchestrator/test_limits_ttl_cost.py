@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 
 from tests.unit.orchestrator.conftest import TENANT, Plane
-from visgate.api.schemas import WorkerCallback
+from visgate.deployments.callback import apply_worker_callback
+from visgate.deployments.schemas import WorkerCallback
 from visgate.domain.deployment import Deployment, ErrorInfo
 from visgate.domain.meter import SAMPLE_SECONDS
 from visgate.domain.status import Status
-from visgate.orchestrator.callbacks import apply_worker_callback
-from visgate.orchestrator.events import delivery_id
 from visgate.store.deliveries import DELIVERIES
 from visgate.store.quotas import Limits
+from visgate.webhooks.events import delivery_id
 
 READY = WorkerCallback(status="ready", models_loaded=["sdxl-turbo"], gpu="NVIDIA GeForce RTX 4090")
 LIMITS = Limits(max_deployments=10, max_workers=10)

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from tests.unit.orchestrator.conftest import CallbacksDuringCreate, Plane
-from visgate.api.schemas import WorkerCallback
+from visgate.deployments.callback import apply_worker_callback
+from visgate.deployments.schemas import WorkerCallback
 from visgate.domain.deployment import Deployment, ErrorInfo
 from visgate.domain.errors import IllegalTransitionError
 from visgate.domain.status import Status
 from visgate.orchestrator.backoff import MAX_TRANSIENT_ATTEMPTS
-from visgate.orchestrator.callbacks import apply_worker_callback
 from visgate.orchestrator.steps import STEPS
 
 READY = WorkerCallback(status="ready", models_loaded=["sdxl-turbo"], gpu="NVIDIA L4")

@@ -24,11 +24,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.orchestrator.conftest import Plane
-from visgate.api.schemas import WorkerCallback
+from visgate.deployments.callback import apply_worker_callback
+from visgate.deployments.schemas import WorkerCallback
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import LeaseLostError
 from visgate.domain.status import SERVING, Status
-from visgate.orchestrator.callbacks import apply_worker_callback
 from visgate.orchestrator.reconciler import Reconciler
 from visgate.store.repositories import Store
 from visgate.store.sqlite import SqliteBackend

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from tests.unit.orchestrator.conftest import USER_KEY, CallbacksDuringCreate, Plane
-from visgate.api.schemas import WorkerCallback
+from visgate.deployments.schemas import WorkerCallback
 from visgate.domain.status import Status
 from visgate.orchestrator.backoff import MAX_TRANSIENT_ATTEMPTS
 

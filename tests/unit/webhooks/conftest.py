@@ -25,7 +25,11 @@ from starlette.routing import Route
 
 from tests.support.firestore_emulator import free_port
 from tests.support.receivers import serve_in_thread
-from visgate.webhooks.events import build_event
+from visgate.deployments.callback import apply_worker_callback
+from visgate.deployments.schemas import WorkerCallback
+from visgate.domain.deployment import Deployment
+from visgate.domain.status import Status
+from visgate.webhooks.events import build_delivery
 from visgate.webhooks.signing import generate_secret
 
 
@@ -241,11 +245,22 @@ def secret() -> str:
 EVENT_TIME = 1_750_000_000.0
 
 
-def ready_event() -> tuple[str, bytes]:
-    """(webhook-id, body) of a `deployment.ready` event that happened at EVENT_TIME."""
-    return build_event(
-        "deployment.ready", {"deployment_id": "dep_1", "status": "ready"}, EVENT_TIME
-    )
+def ready_deployment(now: float = EVENT_TIME) -> Deployment:
+    """`dep_1`, made ready at `now` by its worker's report, as production makes one."""
+    dep = Deployment.new(id="dep_1", tenant="t1", key_id="k1", model_id="a/b", now=now)
+    for status in (Status.selecting_gpu, Status.creating_endpoint):
+        dep.move_to(status, now, status.value)
+    dep.endpoint_id, dep.endpoint_url = "e", "https://x/v2/e"
+    apply_worker_callback(dep, WorkerCallback(status="ready", models_loaded=["b"]), now)
+    return dep
+
+
+def ready_event(now: float = EVENT_TIME) -> tuple[str, bytes]:
+    """(webhook-id, body) of the `deployment.ready` event queued for `ready_deployment()`,
+    built as production builds it."""
+    (event,) = ready_deployment(now).pending_events
+    delivery = build_delivery(event, ready_deployment(now), "https://receiver.test/hook", now)
+    return delivery.id, delivery.body.encode()
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.unit.webhooks.conftest import ready_event
 from visgate.webhooks import generate_secret
-from visgate.webhooks.events import build_event
 from visgate.webhooks.signing import build_headers
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "webhooks.md"
@@ -29,11 +29,8 @@ def _run_block(containing: str) -> dict[str, Any]:
 
 
 def _signed_event(secret: str) -> tuple[dict[str, str], bytes]:
-    msg_id, body = build_event(
-        "deployment.ready",
-        {"deployment_id": "dep_1", "status": "ready", "endpoint_url": "https://x/v2/e"},
-        time.time(),
-    )
+    """A `deployment.ready` event as production queues and sends it, signed as the sender does."""
+    msg_id, body = ready_event(time.time())
     return build_headers(secret, msg_id, body), body
 
 

@@ -6,18 +6,13 @@ import json
 
 import pytest
 
-from visgate.webhooks import verify_webhook
-from visgate.webhooks.events import EventType, build_event
+from tests.unit.webhooks.conftest import ready_deployment
+from visgate.domain.deployment import LogEntry
+from visgate.webhooks import generate_secret, verify_webhook
+from visgate.webhooks.events import EventType, build_delivery
 from visgate.webhooks.signing import build_headers
 
-PUBLIC = {
-    "deployment_id": "dep_0123456789abcdef",
-    "status": "ready",
-    "model_id": "stabilityai/sdxl-turbo",
-    "endpoint_url": "https://api.runpod.ai/v2/abc",
-    "logs": [{"at": "2025-06-15T14:13:20Z", "message": "ready"}] * 50,
-    "error": None,
-}
+URL = "https://receiver.test/hook"
 
 
 def test_event_names_are_the_documented_ones() -> None:
@@ -29,34 +24,38 @@ def test_event_names_are_the_documented_ones() -> None:
 
 
 def test_payload_shape_and_compact_bytes() -> None:
-    msg_id, body = build_event("deployment.ready", PUBLIC, 1_750_000_000.25)
-    payload = json.loads(body)
+    dep = ready_deployment()
+    dep.logs.extend(LogEntry(at=0, message="x" * 200) for _ in range(50))
+    delivery = build_delivery("deployment.ready", dep, URL, 1_750_000_000.25)
+    payload = json.loads(delivery.body)
     assert payload["type"] == "deployment.ready"
     assert payload["timestamp"] == "2025-06-15T15:06:40.250000Z"
-    assert payload["data"]["deployment_id"] == "dep_0123456789abcdef"
-    assert payload["data"]["endpoint_url"] == "https://api.runpod.ai/v2/abc"
+    assert payload["data"]["deployment_id"] == "dep_1"
+    assert payload["data"]["status"] == "ready"
+    assert payload["data"]["endpoint_url"] == "https://x/v2/e"
     assert "logs" not in payload["data"]  # the log can grow large; GET has it
-    assert b" " not in body.replace(b"stabilityai/sdxl-turbo", b"")
-    assert msg_id.startswith("msg_")
+    assert " " not in delivery.body
+    assert (delivery.url, delivery.tenant, delivery.key_id) == (URL, "t1", "k1")
 
 
-def test_each_event_gets_its_own_id_unless_one_is_given() -> None:
-    first, _ = build_event(EventType.failed, PUBLIC, 0)
-    second, _ = build_event(EventType.failed, PUBLIC, 0)
-    assert first != second and "." not in first + second
-    given, _ = build_event(EventType.deleted, PUBLIC, 0, msg_id="msg_dep_1_deleted")
-    assert given == "msg_dep_1_deleted"
+def test_queueing_an_event_twice_makes_one_delivery_id() -> None:
+    first = build_delivery(EventType.failed, ready_deployment(), URL, 0)
+    again = build_delivery("deployment.failed", ready_deployment(), URL, 5)
+    assert first.id == again.id == "msg_dep_1_failed"
+    assert "." not in first.id  # the id is part of the signed string
+    assert build_delivery(EventType.deleted, ready_deployment(), URL, 0).id != first.id
 
 
 def test_unknown_event_type_is_a_bug() -> None:
     with pytest.raises(ValueError):
-        build_event("deployment.exploded", PUBLIC, 0)
+        build_delivery("deployment.exploded", ready_deployment(), URL, 0)
 
 
 def test_a_built_event_verifies_at_the_receiver() -> None:
-    from visgate.webhooks import generate_secret
-
     secret = generate_secret()
-    msg_id, body = build_event("deployment.ready", {**PUBLIC, "model_id": "é/ü"}, 0)
-    payload = verify_webhook(secret, build_headers(secret, msg_id, body), body)
+    dep = ready_deployment()
+    dep.model_id = "é/ü"
+    delivery = build_delivery("deployment.ready", dep, URL, 0)
+    body = delivery.body.encode()
+    payload = verify_webhook(secret, build_headers(secret, delivery.id, body), body)
     assert payload["data"]["model_id"] == "é/ü"

@@ -8,6 +8,8 @@ from fastapi import APIRouter
 
 from visgate.api.deps import CurrentKey
 from visgate.api.schemas import ERROR_RESPONSES
+from visgate.registry.gpus import public_gpus
+from visgate.registry.models import public_models
 
 router = APIRouter(prefix="/v1", tags=["catalog"], responses=ERROR_RESPONSES)
 
@@ -15,14 +17,10 @@ router = APIRouter(prefix="/v1", tags=["catalog"], responses=ERROR_RESPONSES)
 @router.get("/models")
 async def list_models(key: CurrentKey) -> dict[str, Any]:
     """The model spec registry: measured VRAM, tasks, gating, and the source of each figure."""
-    from visgate.registry.models import public_models
-
     return {"items": public_models()}
 
 
 @router.get("/gpus")
 async def list_gpus(key: CurrentKey) -> dict[str, Any]:
     """Runpod serverless GPU pools, cheapest first, with the `gpu_tier` names they answer to."""
-    from visgate.registry.gpus import public_gpus
-
     return {"items": public_gpus()}

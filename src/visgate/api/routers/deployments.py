@@ -2,116 +2,23 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Response
 
 from visgate.api.deps import CurrentKey, ServicesDep, require_deployment_id
 from visgate.api.idempotency import IdempotentCall
-from visgate.api.schemas import (
-    ERROR_RESPONSES,
-    CreateDeployment,
-    DeploymentAccepted,
-    DeploymentList,
-    DeploymentView,
-)
-from visgate.auth.api_keys import tenant_limits
-from visgate.domain.deployment import Deployment, new_deployment_id
-from visgate.domain.errors import ValidationError, VisgateError
-from visgate.domain.records import ApiKey
+from visgate.api.schemas import ERROR_RESPONSES, DeploymentAccepted, DeploymentList, DeploymentView
+from visgate.deployments import service
+from visgate.deployments.schemas import CreateDeployment
+from visgate.deployments.service import SECRET_FIELDS
+from visgate.domain.deployment import Deployment
 from visgate.domain.status import Status
 from visgate.kit import iso
-from visgate.logging import get_logger
-from visgate.services import Services
+from visgate.registry.models import estimated_ready_seconds
 from visgate.store.idempotency import fingerprint
-from visgate.store.quotas import Limits
 
-log = get_logger(__name__)
 router = APIRouter(prefix="/v1/deployments", tags=["deployments"], responses=ERROR_RESPONSES)
-
-SECRET_FIELDS = {"user_runpod_key": "runpod_api_key", "hf_token": "hf_token"}
-
-
-@dataclass(frozen=True, slots=True)
-class _Checked:
-    tier: str | None
-    data_center_ids: list[str]
-    limits: Limits
-
-
-async def _check_request(body: CreateDeployment, key: ApiKey, services: Services) -> _Checked:
-    """Validate what pydantic cannot: the GPU tier, the region, `max_workers` against the
-    tenant's cap, and the webhook target's address."""
-    from visgate.registry.gpus import resolve_tier
-    from visgate.registry.regions import data_centers_for
-    from visgate.webhooks.urls import check_webhook_url
-
-    tier = resolve_tier(body.gpu_tier) if body.gpu_tier else None
-    data_center_ids = data_centers_for(body.region) if body.region else []
-    limits = tenant_limits(services, key)
-    if body.max_workers > limits.max_workers:
-        raise ValidationError(
-            f"max_workers {body.max_workers} is over this tenant's limit of"
-            f" {limits.max_workers} workers",
-            [{"field": "max_workers", "message": f"at most {limits.max_workers}"}],
-        )
-    if body.user_webhook_url:
-        await check_webhook_url(
-            body.user_webhook_url, allow_private=services.settings.webhook_allow_private_urls
-        )
-    return _Checked(tier, data_center_ids, limits)
-
-
-async def _create(body: CreateDeployment, key: CurrentKey, services: Services) -> Deployment:
-    """Take a quota slot, store the secrets, write the record; a failure at any point undoes
-    what was done, so a refused POST leaves no record, no secret and no slot."""
-    checked = await _check_request(body, key, services)
-    now = time.time()
-    deployment_id = new_deployment_id()
-    quotas = services.store.quotas
-    await quotas.reserve(key.tenant, deployment_id, body.max_workers, checked.limits)
-    refs: dict[str, str] = {}
-    try:
-        for field, name in SECRET_FIELDS.items():
-            value = getattr(body, field)
-            if value is not None:
-                refs[name] = await services.secrets.put(
-                    deployment_id, name, value.get_secret_value()
-                )
-        dep = Deployment.new(
-            id=deployment_id,
-            tenant=key.tenant,
-            key_id=key.id,
-            model_id=body.hf_model_id,
-            now=now,
-            gpu_tier=checked.tier,
-            user_webhook_url=body.user_webhook_url,
-            secret_refs=refs,
-            max_workers=body.max_workers,
-            region=body.region.upper() if body.region else None,
-            data_center_ids=checked.data_center_ids,
-            ttl_seconds=body.ttl_seconds,
-        )
-        dep = await services.store.deployments.create(dep)
-    except BaseException:
-        if refs:
-            await services.secrets.delete_for(deployment_id)
-        try:
-            await quotas.release(key.tenant, deployment_id)
-        except VisgateError as exc:  # the slot has no record: a later recount drops it
-            log.warning("quota_release_failed", error_type=exc.type, error=exc.message)
-        raise
-    services.poke()
-    log.info("deployment_created", deployment_id=dep.id, model_id=dep.model_id)
-    return dep
-
-
-def _estimated_ready_seconds(model_id: str) -> int:
-    from visgate.registry.models import estimated_ready_seconds
-
-    return estimated_ready_seconds(model_id)
 
 
 def _accepted(dep: Deployment) -> dict[str, object]:
@@ -119,7 +26,7 @@ def _accepted(dep: Deployment) -> dict[str, object]:
         deployment_id=dep.id,
         status=dep.status.value,
         model_id=dep.model_id,
-        estimated_ready_seconds=_estimated_ready_seconds(dep.model_id),
+        estimated_ready_seconds=estimated_ready_seconds(dep.model_id),
         webhook_url=dep.user_webhook_url,
         created_at=iso(dep.created_at) or "",
     ).model_dump()
@@ -142,7 +49,7 @@ async def create_deployment(
 ) -> dict[str, object]:
     """Record the deployment and answer at once; progress comes by GET, SSE or webhook."""
     if idempotency_key is None:
-        return _accepted(await _create(body, key, services))
+        return _accepted(await service.create(services, body, key))
     call = IdempotentCall(
         services.store.idempotency, key.tenant, idempotency_key, _fingerprint(body)
     )
@@ -151,7 +58,7 @@ async def create_deployment(
         response.headers["Idempotent-Replayed"] = "true"
         return replay
     try:
-        answer = _accepted(await _create(body, key, services))
+        answer = _accepted(await service.create(services, body, key))
     except BaseException:
         await call.abandon()
         raise
@@ -192,16 +99,8 @@ async def get_deployment(
 
 
 @router.delete("/{deployment_id}", status_code=204, response_class=Response)
-async def delete_deployment(
-    deployment_id: str, key: CurrentKey, services: ServicesDep, request: Request
-) -> Response:
+async def delete_deployment(deployment_id: str, key: CurrentKey, services: ServicesDep) -> Response:
     """Start teardown; repeatable. The record reads `deleting`, then `deleted`."""
     require_deployment_id(deployment_id)
-    now = time.time()
-
-    dep = await services.store.deployments.mutate(
-        deployment_id, lambda d: d.request_delete(now), tenant=key.tenant
-    )
-    services.poke()
-    log.info("deployment_delete_requested", status=dep.status.value)
+    await service.request_delete(services, deployment_id, key.tenant)
     return Response(status_code=204)

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Query
 
 from visgate.api.deps import CurrentKey, ServicesDep, require_deployment_id
 from visgate.api.schemas import ERROR_RESPONSES
+from visgate.deployments.service import provider_key, secret
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import DeploymentNotReadyError
-from visgate.orchestrator.credentials import provider_key, secret
 from visgate.providers.worker_logs import MAX_WORKER_LOG_LINES, masked
 from visgate.services import Services
 

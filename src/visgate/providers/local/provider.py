@@ -166,6 +166,9 @@ async def stop_process_group(pid: int, started: str | None, *, grace_s: float) -
 
 
 class LocalProvider:
+    needs_api_key = False  # workers are local processes: no cloud account to sign in to
+    default_image = "inference/"  # workers run `inference/` from this checkout, no image pull
+
     def __init__(
         self,
         settings: Settings,

@@ -22,6 +22,9 @@ class RunpodBackend:
     (health, run, status, cancel — the same endpoint API whichever control API made the
     endpoint) and the `ensure_endpoint` flow; a backend supplies the two by-name steps."""
 
+    needs_api_key = True
+    default_image: str | None = None  # the operator names the worker image
+
     def __init__(
         self,
         api_base: str,

@@ -3,8 +3,7 @@ store's optimistic retries and tested without HTTP."""
 
 from __future__ import annotations
 
-from typing import Protocol
-
+from visgate.deployments.schemas import WorkerCallback
 from visgate.domain.deployment import Deployment, ErrorInfo
 from visgate.domain.status import Status
 
@@ -12,22 +11,13 @@ _PROGRESS_ORDER = [Status.creating_endpoint, Status.downloading_model, Status.lo
 _LIVE = {Status.creating_endpoint, Status.downloading_model, Status.loading_model}
 
 
-class CallbackBody(Protocol):
-    status: str
-    models_loaded: list[str]
-    vram_allocated_gb: float | None
-    gpu: str | None
-    error: str | None
-    message: str | None
-
-
-def apply_worker_callback(dep: Deployment, body: CallbackBody, now: float) -> bool:
+def apply_worker_callback(dep: Deployment, body: WorkerCallback, now: float) -> bool:
     """Apply one callback; False when it changes nothing (a repeat, or a deployment that
     is already past the point it speaks of, e.g. deleted or ready).
 
     A worker that fails after the deployment became ready (a new worker on a bad host, a
     reload that ran out of memory) is one worker, not the endpoint: the others keep serving,
-    so the record is left as it is and the route logs the report for the operator."""
+    so the record is left as it is and the service logs the report for the operator."""
     reported = Status(body.status)
     if dep.status not in _LIVE:
         return False
