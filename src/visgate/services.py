@@ -1,7 +1,9 @@
 """The wired service graph: settings plus one instance of each external system.
 
 Built once per process by `build_services`; tests build it with fakes in place. The API and
-the reconciler both take a `Services`, so neither constructs a backend itself.
+the reconciler both take a `Services`, so neither constructs a backend itself. Process-wide
+state that is not a backend lives here too (the GPU catalogue, the loops' wake events), so a
+second `Services` (a test, a CLI command) never shares it by accident.
 """
 
 from __future__ import annotations
@@ -14,12 +16,21 @@ from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from visgate.registry.catalogue import GpuCatalogue
 from visgate.settings import Settings
 
 if TYPE_CHECKING:
     from visgate.providers.base import GpuProvider
     from visgate.secrets.base import SecretStore
     from visgate.store.repository import DeploymentStore
+
+
+@dataclass(frozen=True)
+class Wakes:
+    """Events that end a leased loop's idle wait: new work starts now, not at the next poll."""
+
+    reconciler: asyncio.Event = field(default_factory=asyncio.Event)
+    deliveries: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -30,8 +41,9 @@ class Services:
     provider: GpuProvider | None = None
     hub: Any = None  # visgate.hub.HubValidator
     callback_key: bytes = b""
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    extras: dict[str, Any] = field(default_factory=dict)
+    wakes: Wakes = field(default_factory=Wakes)
+    # Pools selection and pricing use; the reconciler overlays the provider's live list.
+    catalogue: GpuCatalogue = field(default_factory=GpuCatalogue)
 
     def callback_token(self, deployment_id: str) -> str:
         """Per-deployment bearer token the worker sends back: HMAC of the id."""
@@ -47,8 +59,12 @@ class Services:
         return f"{self.settings.public_base_url}/internal/deployment-ready/{deployment_id}"
 
     def poke(self) -> None:
-        """Wake the in-process reconciler: new work starts now, not at the next poll."""
-        self.wake.set()
+        """Wake the in-process reconciler: a record is due now."""
+        self.wakes.reconciler.set()
+
+    def poke_deliveries(self) -> None:
+        """Wake the in-process webhook sender: a delivery is due now."""
+        self.wakes.deliveries.set()
 
     async def aclose(self) -> None:
         for closer in (self.provider, self.secrets, self.store):

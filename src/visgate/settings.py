@@ -199,7 +199,13 @@ class Settings(BaseSettings):
         60.0,
         gt=1,
         validation_alias="VISGATE_DELIVERY_LEASE_SECONDS",
-        description="How long a webhook delivery is held before another instance may send it (keep it above the 15 s send timeout, or a slow receiver may get a repeat).",
+        description="How long a webhook delivery is held before another instance may send it; a send in progress keeps extending it.",
+    )
+    delivery_concurrency: int = Field(
+        32,
+        ge=1,
+        validation_alias="VISGATE_DELIVERY_CONCURRENCY",
+        description="Webhook sends one process makes at once.",
     )
     poll_interval_seconds: float = Field(
         1.0,

@@ -48,4 +48,4 @@ async def queue_pending_events(services: Services, dep: Deployment) -> None:
                 due_at=now,
             )
         )
-    services.extras.get("deliveries_wake", services.wake).set()
+    services.poke_deliveries()

@@ -163,12 +163,14 @@ class DeploymentStore:
         return [Deployment.from_doc(d) for d in docs]
 
     async def extend_lease(self, dep: Deployment, lease_seconds: float) -> bool:
-        assert dep.lease_token is not None
+        return await self._extend(DEPLOYMENTS, dep.id, dep.lease_token, lease_seconds)
+
+    async def _extend(
+        self, kind: str, doc_id: str, lease_token: str | None, lease_seconds: float
+    ) -> bool:
+        assert lease_token is not None
         return await self.backend.extend_lease(
-            DEPLOYMENTS,
-            dep.id,
-            lease_token=dep.lease_token,
-            expires_at=self.clock() + lease_seconds,
+            kind, doc_id, lease_token=lease_token, expires_at=self.clock() + lease_seconds
         )
 
     async def count_by_status(self) -> dict[str, int]:
@@ -312,6 +314,9 @@ class DeploymentStore:
             DELIVERIES, owner=owner, now=self.clock(), limit=limit, lease_seconds=lease_seconds
         )
         return [WebhookDelivery.model_validate(d) for d in docs]
+
+    async def extend_delivery_lease(self, delivery: WebhookDelivery, lease_seconds: float) -> bool:
+        return await self._extend(DELIVERIES, delivery.id, delivery.lease_token, lease_seconds)
 
     async def save_delivery(
         self, delivery: WebhookDelivery, *, lease_token: str | None
