@@ -22,8 +22,6 @@ log = get_logger(__name__)
 Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
 
-FIRST_IDLE_WAIT_S = 0.05
-
 
 class LeasedLoop(ABC, Generic[Item, Outcome]):
     """Claim / run / drain / idle backoff / heartbeat / shutdown for one kind of record.
@@ -35,6 +33,7 @@ class LeasedLoop(ABC, Generic[Item, Outcome]):
 
     name: ClassVar[str]
     finish_on_stop: ClassVar[bool] = False
+    first_idle_wait_s: ClassVar[float] = 0.05  # doubles while idle, up to `poll_interval`
 
     def __init__(
         self,
@@ -98,7 +97,7 @@ class LeasedLoop(ABC, Generic[Item, Outcome]):
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Claim while there is work; when there is none, wait for the wake event with a
         wait that doubles up to `poll_interval` (records that come due by the clock alone)."""
-        idle_wait = FIRST_IDLE_WAIT_S
+        idle_wait = self.first_idle_wait_s
         try:
             while not stop.is_set():
                 self.wake.clear()
@@ -110,7 +109,7 @@ class LeasedLoop(ABC, Generic[Item, Outcome]):
                     )
                     claimed = 0
                 if claimed:
-                    idle_wait = FIRST_IDLE_WAIT_S
+                    idle_wait = self.first_idle_wait_s
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=idle_wait)
