@@ -16,13 +16,20 @@ from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import SecretStr
+
+from visgate.providers.base import GpuProvider
+from visgate.providers.factory import build_provider
 from visgate.registry.catalogue import GpuCatalogue
+from visgate.secrets.base import SecretStore
+from visgate.secrets.factory import build_secret_store
+from visgate.secrets.local import load_or_create_key_file
 from visgate.settings import Settings
+from visgate.store.factory import build_store
+from visgate.store.repository import DeploymentStore
 
 if TYPE_CHECKING:
-    from visgate.providers.base import GpuProvider
-    from visgate.secrets.base import SecretStore
-    from visgate.store.repository import DeploymentStore
+    from visgate.hub import HubValidator
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,7 @@ class Services:
     store: DeploymentStore
     secrets: SecretStore
     provider: GpuProvider | None = None
-    hub: Any = None  # visgate.hub.HubValidator
+    hub: HubValidator | None = None
     callback_key: bytes = b""
     wakes: Wakes = field(default_factory=Wakes)
     # Pools selection and pricing use; the reconciler overlays the provider's live list.
@@ -75,8 +82,6 @@ class Services:
 def _callback_key(settings: Settings) -> bytes:
     if settings.internal_webhook_secret is not None:
         return settings.internal_webhook_secret.get_secret_value().encode()
-    from visgate.secrets.local import load_or_create_key_file
-
     # The same race-safe creation as the local secret store's key: a second process starting
     # at the same moment reads the whole key, never an empty or half-written file.
     path = Path(settings.data_dir) / "internal_webhook.key"
@@ -89,8 +94,7 @@ _OPERATOR_SECRETS = ("internal_webhook_secret", "runpod_api_key", "secret_key")
 def resolve_operator_secrets(settings: Settings) -> Settings:
     """Operator secrets may be given as Secret Manager references (`sm://projects/...`):
     read them once at start-up so nothing later needs to know."""
-    from pydantic import SecretStr
-
+    # Google's client libraries load only where a deployment uses Secret Manager.
     from visgate.secrets.references import reference_name, resolve_secret_references
 
     given = {
@@ -108,8 +112,6 @@ def resolve_operator_secrets(settings: Settings) -> Settings:
 
 def build_services(settings: Settings, **overrides: Any) -> Services:
     """Real backends per settings; any of store/secrets/provider/hub may be passed in."""
-    from visgate.store.factory import build_store
-
     settings = resolve_operator_secrets(settings)
     store = overrides.pop("store", None) or build_store(settings)
     secret_store = overrides.pop("secrets", None) or _build_secrets(settings)
@@ -130,8 +132,6 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
 
 
 def _build_secrets(settings: Settings) -> SecretStore:
-    from visgate.secrets.factory import build_secret_store
-
     key = settings.secret_key.get_secret_value() if settings.secret_key else None
     return build_secret_store(
         settings.secrets.value,
@@ -142,12 +142,11 @@ def _build_secrets(settings: Settings) -> SecretStore:
 
 
 def _build_provider(settings: Settings) -> GpuProvider | None:
-    from visgate.providers.factory import build_provider
-
     return build_provider(settings)
 
 
-def _build_hub(settings: Settings) -> Any:
+def _build_hub(settings: Settings) -> HubValidator:
+    # huggingface_hub is slow to import: commands built without a hub (`visgate keys`) skip it.
     from visgate.hub import HubValidator
 
     return HubValidator(settings.hf_endpoint, offline=settings.hf_hub_offline)
