@@ -46,10 +46,11 @@ class LeasedLoop(ABC, Generic[Item, Outcome]):
     ) -> None:
         self.owner = owner
         self.concurrency = concurrency
+        self._running: set[asyncio.Task[None]] = set()
+        # A heartbeat extends the lease every third of it while work runs.
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.wake = wake
-        self._running: set[asyncio.Task[None]] = set()
 
     @abstractmethod
     async def claim(self, limit: int) -> list[Item]:

@@ -114,16 +114,20 @@ async def test_a_wake_ends_the_idle_wait() -> None:
     assert loop.settled == [(1, "done 1")]
 
 
-async def test_stop_cancels_unfinished_work_and_hands_its_lease_back() -> None:
-    record = Record(3)
-    loop = MemoryLoop([record])
+async def _stopped_mid_work(loop: MemoryLoop, record: Record) -> asyncio.Task[None]:
+    """Run the loop until `record`'s work has begun, then tell it to stop."""
     stop = asyncio.Event()
     running = asyncio.create_task(loop.run_forever(stop))
     await asyncio.wait_for(record.started.wait(), 2)
-
     stop.set()
     loop.wake.set()
-    await asyncio.wait_for(running, 2)
+    return running
+
+
+async def test_stop_cancels_unfinished_work_and_hands_its_lease_back() -> None:
+    record = Record(3)
+    loop = MemoryLoop([record])
+    await asyncio.wait_for(await _stopped_mid_work(loop, record), 2)
     assert loop.released == [3]
     assert loop.settled == []
     assert loop.running == 0
@@ -135,12 +139,7 @@ async def test_a_loop_that_finishes_on_stop_lets_work_in_flight_end() -> None:
 
     record = Record(4)
     loop = Finishing([record])
-    stop = asyncio.Event()
-    running = asyncio.create_task(loop.run_forever(stop))
-    await asyncio.wait_for(record.started.wait(), 2)
-
-    stop.set()
-    loop.wake.set()
+    running = await _stopped_mid_work(loop, record)
     await asyncio.sleep(0.05)
     assert not running.done()  # still waiting for the work in flight
     record.may_finish.set()
