@@ -1,7 +1,9 @@
 """The wired service graph: settings plus one instance of each external system.
 
 Built once per process by `build_services`; tests build it with fakes in place. The API and
-the reconciler both take a `Services`, so neither constructs a backend itself.
+the reconciler both take a `Services`, so neither constructs a backend itself. Process-wide
+state that is not a backend lives here too (the GPU catalogue, the loops' wake events), so a
+second `Services` (a test, a CLI command) never shares it by accident.
 """
 
 from __future__ import annotations
@@ -10,13 +12,28 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic import SecretStr
+
 from visgate.auth.callback_tokens import CallbackTokens, load_callback_key
+from visgate.providers.base import GpuProvider
+from visgate.providers.factory import build_provider
+from visgate.registry.catalogue import GpuCatalogue
+from visgate.secrets.base import SecretStore
+from visgate.secrets.factory import build_secret_store
 from visgate.settings import Settings
+from visgate.store.factory import build_store
+from visgate.store.repositories import Store
 
 if TYPE_CHECKING:
-    from visgate.providers.base import GpuProvider
-    from visgate.secrets.base import SecretStore
-    from visgate.store.repositories import Store
+    from visgate.hub import HubValidator
+
+
+@dataclass(frozen=True)
+class Wakes:
+    """Events that end a leased loop's idle wait: new work starts now, not at the next poll."""
+
+    reconciler: asyncio.Event = field(default_factory=asyncio.Event)
+    deliveries: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -25,17 +42,22 @@ class Services:
     store: Store
     secrets: SecretStore
     provider: GpuProvider | None = None
-    hub: Any = None  # visgate.hub.HubValidator
+    hub: HubValidator | None = None
     callback_tokens: CallbackTokens = field(default_factory=lambda: CallbackTokens(b""))
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    extras: dict[str, Any] = field(default_factory=dict)
+    wakes: Wakes = field(default_factory=Wakes)
+    # Pools selection and pricing use; the reconciler overlays the provider's live list.
+    catalogue: GpuCatalogue = field(default_factory=GpuCatalogue)
 
     def callback_url(self, deployment_id: str) -> str:
         return f"{self.settings.public_base_url}/internal/deployment-ready/{deployment_id}"
 
     def poke(self) -> None:
-        """Wake the in-process reconciler: new work starts now, not at the next poll."""
-        self.wake.set()
+        """Wake the in-process reconciler: a record is due now."""
+        self.wakes.reconciler.set()
+
+    def poke_deliveries(self) -> None:
+        """Wake the in-process webhook sender: a delivery is due now."""
+        self.wakes.deliveries.set()
 
     async def aclose(self) -> None:
         for closer in (self.provider, self.secrets, self.store):
@@ -49,8 +71,7 @@ _OPERATOR_SECRETS = ("internal_webhook_secret", "runpod_api_key", "secret_key")
 def resolve_operator_secrets(settings: Settings) -> Settings:
     """Operator secrets may be given as Secret Manager references (`sm://projects/...`):
     read them once at start-up so nothing later needs to know."""
-    from pydantic import SecretStr
-
+    # Google's client libraries load only where a deployment uses Secret Manager.
     from visgate.secrets.references import reference_name, resolve_secret_references
 
     given = {
@@ -68,8 +89,6 @@ def resolve_operator_secrets(settings: Settings) -> Settings:
 
 def build_services(settings: Settings, **overrides: Any) -> Services:
     """Real backends per settings; any of store/secrets/provider/hub may be passed in."""
-    from visgate.store.factory import build_store
-
     settings = resolve_operator_secrets(settings)
     store = overrides.pop("store", None) or build_store(settings)
     secret_store = overrides.pop("secrets", None) or _build_secrets(settings)
@@ -91,8 +110,6 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
 
 
 def _build_secrets(settings: Settings) -> SecretStore:
-    from visgate.secrets.factory import build_secret_store
-
     key = settings.secret_key.get_secret_value() if settings.secret_key else None
     return build_secret_store(
         settings.secrets.value,
@@ -103,12 +120,11 @@ def _build_secrets(settings: Settings) -> SecretStore:
 
 
 def _build_provider(settings: Settings) -> GpuProvider | None:
-    from visgate.providers.factory import build_provider
-
     return build_provider(settings)
 
 
-def _build_hub(settings: Settings) -> Any:
+def _build_hub(settings: Settings) -> HubValidator:
+    # huggingface_hub is slow to import: commands built without a hub (`visgate keys`) skip it.
     from visgate.hub import HubValidator
 
     return HubValidator(settings.hf_endpoint, offline=settings.hf_hub_offline)

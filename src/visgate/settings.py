@@ -11,7 +11,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -199,7 +206,13 @@ class Settings(BaseSettings):
         60.0,
         gt=1,
         validation_alias="VISGATE_DELIVERY_LEASE_SECONDS",
-        description="How long a webhook delivery is held before another instance may send it (keep it above the 15 s send timeout, or a slow receiver may get a repeat).",
+        description="How long a webhook delivery is held before another instance may send it; a send in progress keeps extending it.",
+    )
+    delivery_concurrency: int = Field(
+        32,
+        ge=1,
+        validation_alias="VISGATE_DELIVERY_CONCURRENCY",
+        description="Webhook sends one process makes at once.",
     )
     poll_interval_seconds: float = Field(
         1.0,
@@ -306,8 +319,6 @@ def check_serving(settings: Settings) -> None:
 
 def load_settings(**overrides: object) -> Settings:
     """Read the environment; turn pydantic's report into one readable line per bad variable."""
-    from pydantic import ValidationError
-
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from visgate.domain.deployment import Deployment
 from visgate.providers.base import WorkerCounts
-from visgate.registry.catalogue import GpuCatalogue, default_catalogue
+from visgate.registry.catalogue import GpuCatalogue, pools_of
 from visgate.registry.gpu_data import GpuPool
 
 
@@ -29,7 +29,7 @@ def pool_price_per_hour(pool: GpuPool) -> float | None:
 def serving_pool(dep: Deployment, catalogue: GpuCatalogue | None = None) -> GpuPool | None:
     """The pool of the GPU the worker reported (e.g. "NVIDIA GeForce RTX 4090"), else the
     first of the endpoint's pools while no worker has said which GPU it runs on."""
-    pools = {p.id: p for p in (catalogue or default_catalogue).pools()}
+    pools = {p.id: p for p in pools_of(catalogue)}
     if dep.gpu:
         reported = dep.gpu.strip().lower()
         for pool_id in dep.gpu_pools or list(pools):

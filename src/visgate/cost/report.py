@@ -68,7 +68,7 @@ async def _key(services: Services, dep: Deployment) -> str | None:
 async def cost_report(services: Services, dep: Deployment, now: float) -> dict[str, Any]:
     key = await _key(services, dep) if dep.endpoint_id else None
     workers = await _workers_now(services, dep, key)
-    unit = unit_price_per_hour(dep)
+    unit = unit_price_per_hour(dep, services.catalogue)
     until = _ended_at(dep) or now
     billed = await _billed(services, dep, key)
     if billed is not None:

@@ -153,7 +153,7 @@ async def queue_pending_events(services: Services, dep: Deployment) -> None:
         await services.store.deliveries.add(
             build_delivery(event_type, dep, dep.user_webhook_url, now)
         )
-    services.extras.get("deliveries_wake", services.wake).set()
+    services.poke_deliveries()
 
 
 async def secret(services: Services, dep: Deployment, name: str) -> str | None:

@@ -191,7 +191,7 @@ class Deployment(BaseModel):
     def request_delete(self, now: float, *, expired: bool = False) -> bool:
         """Start teardown from any status, for a DELETE or because the ttl ran out; False
         when already on the way."""
-        if self.status in (Status.deleting, Status.deleted):
+        if self.deletion_begun:
             return False
         self.delete_reason = "expired" if expired else "requested"
         message = (
@@ -204,9 +204,14 @@ class Deployment(BaseModel):
         return True
 
     @property
+    def deletion_begun(self) -> bool:
+        """A DELETE or the ttl has started its teardown (or finished it): no second one."""
+        return self.status in (Status.deleting, Status.deleted)
+
+    @property
     def _expiry_pending(self) -> float | None:
         """The expiry still to act on: none without a ttl or once deletion has begun."""
-        if self.status in (Status.deleting, Status.deleted):
+        if self.deletion_begun:
             return None
         return self.expires_at
 
@@ -221,6 +226,22 @@ class Deployment(BaseModel):
         expiry = self._expiry_pending
         if expiry is not None:
             self.due_at = expiry if self.due_at is None else min(self.due_at, expiry)
+
+    def sample_workers(self, now: float, workers: int, unit_price_per_hour: float | None) -> None:
+        """`workers` are billed from now on at that price; the meter starts with the first."""
+        self.start_meter(now)
+        assert self.meter is not None
+        self.meter.sample(now, workers, unit_price_per_hour)
+
+    def start_meter(self, now: float) -> None:
+        """The endpoint exists: spend counts from now (nothing yet until a sample)."""
+        if self.meter is None:
+            self.meter = Meter(at=now)
+
+    def stop_meter(self, now: float) -> None:
+        """The endpoint is gone: no worker is billed from now on."""
+        if self.meter is not None:
+            self.meter.sample(now, 0, self.meter.unit_price_per_hour)
 
     @property
     def counts_against_quota(self) -> bool:

@@ -1,16 +1,17 @@
-"""User-webhook delivery: a leased loop over delivery records, like the reconciler's.
+"""User-webhook delivery: a leased loop (leased_loop.py) over delivery records.
 
 Each attempt is signed afresh (new timestamp, same webhook-id), logged on the delivery and
 on the deployment, and the next one is scheduled from `WEBHOOK_RETRY_SCHEDULE`. When the
 schedule runs out on a `deployment.ready` event the deployment becomes `webhook_failed`;
-its endpoint stays up.
+its endpoint stays up. A stop waits for the sends in flight (each is bounded by its
+timeout): cancelling one would send it again from another instance.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
+from dataclasses import dataclass
 
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import (
@@ -23,61 +24,60 @@ from visgate.domain.errors import (
 from visgate.domain.records import DeliveryAttemptLog, WebhookDelivery
 from visgate.domain.status import Status
 from visgate.logging import get_logger
-from visgate.orchestrator.backoff import STORE_TROUBLE
+from visgate.orchestrator.leased_loop import LeasedLoop
 from visgate.services import Services
-from visgate.webhooks.sender import new_delivery_client
+from visgate.webhooks.schedule import next_delay
+from visgate.webhooks.sender import deliver_once, new_delivery_client
 
 log = get_logger(__name__)
 
 SECRET_TTL_S = 300.0
 
 
-class DeliveryWorker:
-    def __init__(self, services: Services, *, owner: str, concurrency: int = 32) -> None:
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one try came to: a logged try (sent, or the signing secret was unavailable),
+    or a reason to end the delivery without one."""
+
+    entry: DeliveryAttemptLog | None = None
+    retry_after_s: float | None = None
+    disable: bool = False  # the receiver said never again (410 Gone)
+    give_up: str | None = None
+
+
+class DeliveryWorker(LeasedLoop[WebhookDelivery, Attempt]):
+    name = "deliveries"
+    finish_on_stop = True
+
+    def __init__(self, services: Services, *, owner: str) -> None:
+        settings = services.settings
+        super().__init__(
+            owner=owner,
+            concurrency=settings.delivery_concurrency,
+            lease_seconds=settings.delivery_lease_seconds,
+            poll_interval=settings.poll_interval_seconds,
+            wake=services.wakes.deliveries,
+        )
         self.services = services
-        self.owner = owner
-        self.concurrency = concurrency
-        self.lease_seconds = services.settings.delivery_lease_seconds
         self._client = new_delivery_client()
         self.secret_ttl_s = SECRET_TTL_S
         self._clock = time.monotonic
         self._secrets: dict[str, tuple[str, float]] = {}  # key id -> (secret, read at)
-        self._running: set[asyncio.Task[None]] = set()
-        self.wake = services.extras.setdefault("deliveries_wake", asyncio.Event())
 
-    async def run_once(self) -> int:
-        free = self.concurrency - len(self._running)
-        if free <= 0:
-            return 0
-        claimed = await self.services.store.deliveries.claim_due(
-            self.owner, free, self.lease_seconds
-        )
-        for delivery in claimed:
-            task = asyncio.create_task(self.attempt(delivery))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-        return len(claimed)
+    async def claim(self, limit: int) -> list[WebhookDelivery]:
+        return await self.services.store.deliveries.claim_due(self.owner, limit, self.lease_seconds)
 
-    async def drain(self) -> None:
-        while self._running:
-            await asyncio.gather(*list(self._running), return_exceptions=True)
+    async def extend(self, item: WebhookDelivery) -> bool:
+        return await self.services.store.deliveries.extend_lease(item, self.lease_seconds)
 
-    async def run_forever(self, stop: asyncio.Event) -> None:
-        idle_wait = 0.05
-        while not stop.is_set():
-            self.wake.clear()
-            try:
-                claimed = await self.run_once()
-            except STORE_TROUBLE as exc:
-                log.warning("delivery_claim_failed", error_type=exc.type, error=exc.message)
-                claimed = 0
-            if claimed:
-                idle_wait = 0.05
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=idle_wait)
-            idle_wait = min(self.services.settings.poll_interval_seconds, idle_wait * 2)
-        await self.drain()
+    async def release(self, item: WebhookDelivery) -> None:
+        """Clear our lease; the delivery keeps its due time. Best effort."""
+        token = item.lease_token
+        item.lease_owner = item.lease_token = item.lease_expires_at = None
+        try:
+            await self.services.store.deliveries.save(item, lease_token=token)
+        except Exception as exc:  # the lease simply runs out instead
+            log.info("delivery_release_failed", delivery_id=item.id, error=type(exc).__name__)
 
     async def _signing_secret(self, key_id: str | None) -> str | None:
         """The API key's webhook secret, cached for `secret_ttl_s` (a rotated or deleted
@@ -99,51 +99,27 @@ class DeliveryWorker:
         self._secrets[key_id] = (secret, self._clock())
         return secret
 
-    async def attempt(self, delivery: WebhookDelivery) -> None:
-        """One try. Every outcome is written to the delivery, a failure to read the signing
-        secret included, so it follows its schedule instead of coming back with its lease."""
+    async def work(self, item: WebhookDelivery) -> Attempt:
+        """One try. A failure to read the signing secret is an outcome too, so the delivery
+        follows its schedule instead of coming back with its lease."""
         try:
-            secret = await self._signing_secret(delivery.key_id)
+            secret = await self._signing_secret(item.key_id)
         except Exception as exc:
-            await self._secret_failed(delivery, exc)
-            return
+            return _secret_failed(item, exc)
         if secret is None:
-            log.warning("delivery_without_secret", delivery_id=delivery.id)
-            outcome = "no signing secret for the API key that created it (key deleted?)"
-            await self._give_up(delivery, outcome)
-            return
-        await self._send(delivery, secret)
-
-    async def _secret_failed(self, delivery: WebhookDelivery, exc: Exception) -> None:
-        """A refusal ends the delivery; an outage (or a bug) counts as a failed try."""
-        error = exc.type if isinstance(exc, VisgateError) else type(exc).__name__
-        if isinstance(exc, VisgateError) and not exc.transient:
-            log.warning("delivery_secret_refused", delivery_id=delivery.id, error=error)
-            outcome = f"webhook {delivery.event_type} not sent: signing secret unreadable ({error})"
-            await self._give_up(delivery, outcome)
-            return
-        log.warning("delivery_secret_unavailable", delivery_id=delivery.id, error=error)
-        entry = DeliveryAttemptLog(
-            at=time.time(), ok=False, error=f"signing secret unavailable ({error})"
-        )
-        await self._record(delivery, entry, retry_after_s=None, disable=False)
-
-    async def _give_up(self, delivery: WebhookDelivery, outcome: str) -> None:
-        delivery.state, delivery.due_at = "failed", None
-        await self._finish(delivery, outcome, exhausted=True)
-
-    async def _send(self, delivery: WebhookDelivery, secret: str) -> None:
-        from visgate.webhooks.sender import deliver_once
-
+            log.warning("delivery_without_secret", delivery_id=item.id)
+            return Attempt(
+                give_up="no signing secret for the API key that created it (key deleted?)"
+            )
         result = await deliver_once(
             self._client,
-            url=delivery.url,
+            url=item.url,
             secret=secret,
-            msg_id=delivery.id,
-            body=delivery.body.encode(),
+            msg_id=item.id,
+            body=item.body.encode(),
             allow_private=self.services.settings.webhook_allow_private_urls,
         )
-        log_entry = DeliveryAttemptLog(
+        entry = DeliveryAttemptLog(
             at=time.time(),
             status_code=result.status_code,
             ok=result.ok,
@@ -151,42 +127,35 @@ class DeliveryWorker:
             error=result.error,
             response_excerpt=result.response_excerpt,
         )
-        await self._record(
-            delivery, log_entry, retry_after_s=result.retry_after_s, disable=result.disable
-        )
+        return Attempt(entry, retry_after_s=result.retry_after_s, disable=result.disable)
 
-    async def _record(
-        self,
-        delivery: WebhookDelivery,
-        entry: DeliveryAttemptLog,
-        *,
-        retry_after_s: float | None,
-        disable: bool,
-    ) -> None:
+    async def settle(self, item: WebhookDelivery, outcome: Attempt) -> None:
         """Log the attempt and schedule the next one (or end the delivery)."""
-        from visgate.webhooks.schedule import next_delay
-
-        now = entry.at
-        delivery.attempts.append(entry)
-        n = len(delivery.attempts)
+        if outcome.entry is None:
+            await self._give_up(item, outcome.give_up or "given up")
+            return
+        entry = outcome.entry
+        item.attempts.append(entry)
+        n = len(item.attempts)
         if entry.ok:
-            delivery.state, delivery.due_at = "delivered", None
+            item.state, item.due_at = "delivered", None
             took = f" in {entry.duration_ms:.0f} ms" if entry.duration_ms is not None else ""
-            await self._finish(delivery, f"webhook {delivery.event_type} delivered (try {n}){took}")
+            await self._finish(item, f"webhook {item.event_type} delivered (try {n}){took}")
             return
         schedule = self.services.settings.webhook_retry_schedule
-        delay = None if disable else next_delay(schedule, n, retry_after_s)
+        delay = None if outcome.disable else next_delay(schedule, n, outcome.retry_after_s)
         why = entry.error or f"HTTP {entry.status_code}"
         if delay is None:
-            await self._give_up(
-                delivery, f"webhook {delivery.event_type} failed after {n} tries: {why}"
-            )
+            await self._give_up(item, f"webhook {item.event_type} failed after {n} tries: {why}")
         else:
-            delivery.due_at = now + delay
+            item.due_at = entry.at + delay
             await self._finish(
-                delivery,
-                f"webhook {delivery.event_type} try {n} failed ({why}); next in {delay:.0f} s",
+                item, f"webhook {item.event_type} try {n} failed ({why}); next in {delay:.0f} s"
             )
+
+    async def _give_up(self, delivery: WebhookDelivery, outcome: str) -> None:
+        delivery.state, delivery.due_at = "failed", None
+        await self._finish(delivery, outcome, exhausted=True)
 
     async def _finish(
         self, delivery: WebhookDelivery, message: str, *, exhausted: bool = False
@@ -217,3 +186,17 @@ class DeliveryWorker:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _secret_failed(delivery: WebhookDelivery, exc: Exception) -> Attempt:
+    """A refusal ends the delivery; an outage (or a bug) counts as a failed try."""
+    error = exc.type if isinstance(exc, VisgateError) else type(exc).__name__
+    if isinstance(exc, VisgateError) and not exc.transient:
+        log.warning("delivery_secret_refused", delivery_id=delivery.id, error=error)
+        return Attempt(
+            give_up=f"webhook {delivery.event_type} not sent: signing secret unreadable ({error})"
+        )
+    log.warning("delivery_secret_unavailable", delivery_id=delivery.id, error=error)
+    return Attempt(
+        DeliveryAttemptLog(at=time.time(), ok=False, error=f"signing secret unavailable ({error})")
+    )

@@ -41,7 +41,7 @@ class BackgroundRunner:
     async def stop(self) -> None:
         self._stop.set()
         self.services.poke()
-        self.deliveries.wake.set()
+        self.services.poke_deliveries()
         for task in self._tasks:
             if task.get_name() in _PERIODIC:
                 task.cancel()

@@ -12,8 +12,7 @@ from visgate.domain.deployment import Deployment
 from visgate.domain.errors import SecretNotFoundError
 from visgate.domain.status import Status
 from visgate.logging import get_logger
-from visgate.orchestrator.metering import stop_meter
-from visgate.orchestrator.results import StepResult, provider_of
+from visgate.orchestrator.results import LogLine, Move, StepResult, provider_of, wait
 from visgate.providers.base import endpoint_name
 from visgate.services import Services
 
@@ -67,26 +66,17 @@ async def clean_up_failed(services: Services, dep: Deployment) -> StepResult:
     """
     if not dep.needs_teardown:
         await services.secrets.delete_for(dep.id)
-        return StepResult(advance=lambda d, at: setattr(d, "due_at", None))
+        return wait(None)
     await teardown_provider(services, dep)
-
-    def done(d: Deployment, at: float) -> None:
-        d.needs_teardown = False
-        stop_meter(d, at)
-        d.due_at = at  # next pass: the secrets
-        d.log(at, "cloud resources removed")
-
-    return StepResult(advance=done)
+    # Due at once: the next pass removes the secrets.
+    return StepResult(resources_removed=True, logs=(LogLine("cloud resources removed"),))
 
 
 async def delete(services: Services, dep: Deployment) -> StepResult:
     await teardown(services, dep)
-
-    def done(d: Deployment, at: float) -> None:
-        d.needs_teardown = False
-        stop_meter(d, at)
-        d.move_to(Status.deleted, at, "endpoint, template and secrets removed")
-        d.pending_events.append("deployment.deleted")
-        d.due_at = None
-
-    return StepResult(advance=done)
+    return StepResult(
+        resources_removed=True,
+        transition=Move(Status.deleted, "endpoint, template and secrets removed"),
+        events=("deployment.deleted",),
+        due_in=None,
+    )

@@ -8,7 +8,7 @@ good table (the static one at first, with unknown stock) and is only logged.
 Stock moves within minutes while sizes change over months, so once the live list reports
 stock the catalogue comes due again after `stock_ttl_s` (5 min) instead of `ttl_s` (1 h).
 The fetch still happens only in the selection step and at most once per that interval,
-shared by every deployment.
+shared by every deployment: one catalogue lives on the process's `Services`.
 """
 
 from __future__ import annotations
@@ -78,6 +78,19 @@ def overlay(pools: Iterable[GpuPool], live: Iterable[GpuType]) -> tuple[GpuPool,
     return tuple(out)
 
 
+def by_price(pools: Iterable[GpuPool]) -> tuple[GpuPool, ...]:
+    return tuple(sorted(pools, key=lambda p: p.price_rank))
+
+
+# The static table, cheapest first: what a caller without a live catalogue selects from.
+STATIC_POOLS = by_price(POOLS)
+
+
+def pools_of(catalogue: GpuCatalogue | None) -> tuple[GpuPool, ...]:
+    """The catalogue's pools; the static table when no catalogue is given."""
+    return STATIC_POOLS if catalogue is None else catalogue.pools()
+
+
 class GpuCatalogue:
     """Pools, cheapest first, refreshed from a provider at most once per `ttl_s` (once per
     `stock_ttl_s` while the provider reports stock levels)."""
@@ -91,7 +104,7 @@ class GpuCatalogue:
         retry_after_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._static = tuple(sorted(pools, key=lambda p: p.price_rank))
+        self._static = by_price(pools)
         self._pools = self._static
         self._ttl_s = ttl_s
         self._stock_ttl_s = min(stock_ttl_s, ttl_s)
@@ -136,13 +149,3 @@ class GpuCatalogue:
             self._next_refresh_at = self._clock() + ttl
             log.info("gpu_catalogue_refreshed", gpu_types=len(live), stock=stocked)
             return True
-
-    def reset(self) -> None:
-        """Back to the static table (tests, or an operator distrusting the live data)."""
-        self._pools = self._static
-        self.source = "static"
-        self._next_refresh_at = 0.0
-
-
-# The catalogue selection uses unless told otherwise; the service refreshes it.
-default_catalogue = GpuCatalogue()

@@ -11,6 +11,9 @@ Rules (docs/models-and-gpus.md explains them to users):
 - A `gpu_tier` pins the pools to that tier; too small a tier is refused, naming the
   smallest size tier that fits.
 - When the chosen pools have no capacity, `widen_pools` moves on to the next ones.
+
+Every function takes the catalogue to read (the service passes its live one); without one
+it reads the static table.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from visgate.domain.errors import RunpodInsufficientGPUError, ValidationError
-from visgate.registry.catalogue import NO_STOCK, GpuCatalogue, default_catalogue
+from visgate.registry.catalogue import NO_STOCK, GpuCatalogue, pools_of
 from visgate.registry.gpu_data import MAX_POOLS_PER_ENDPOINT, POOLS, SIZE_TIERS, GpuPool
 
 
@@ -87,7 +90,7 @@ def _check_estimate(vram_gb: float) -> None:
 
 def _fitting(vram_gb: float, gpu_tier: str | None, catalogue: GpuCatalogue | None) -> list[GpuPool]:
     _check_estimate(vram_gb)
-    pools = (catalogue or default_catalogue).pools()
+    pools = pools_of(catalogue)
     allowed = set(tier_pools(gpu_tier)) if gpu_tier else None
     fitting = [p for p in pools if p.vram_gb >= vram_gb and (allowed is None or p.id in allowed)]
     if fitting:
@@ -223,5 +226,5 @@ def public_gpus(catalogue: GpuCatalogue | None = None) -> list[dict[str, Any]]:
             if p.id in size_of
             else [p.id, *p.aliases],
         }
-        for p in (catalogue or default_catalogue).pools()
+        for p in pools_of(catalogue)
     ]

@@ -38,6 +38,18 @@ class DeliveryRepository:
         )
         return [WebhookDelivery.model_validate(d) for d in docs]
 
+    async def extend_lease(self, delivery: WebhookDelivery, lease_seconds: float) -> bool:
+        """Keep holding `delivery` for `lease_seconds` from now (a slow receiver must not let
+        another instance send it again); False when its lease was lost."""
+        if delivery.lease_token is None:
+            return False
+        return await self.backend.extend_lease(
+            DELIVERIES,
+            delivery.id,
+            lease_token=delivery.lease_token,
+            expires_at=self.clock() + lease_seconds,
+        )
+
     async def save(self, delivery: WebhookDelivery, *, lease_token: str | None) -> WebhookDelivery:
         stored = await self.backend.replace(
             DELIVERIES,

@@ -23,7 +23,6 @@ from visgate.hub import HubValidator
 from visgate.orchestrator.reconciler import Reconciler
 from visgate.providers.base import EndpointRef, EndpointSpec, GpuProvider, endpoint_name
 from visgate.providers.runpod import RunpodProvider, RunpodRestProvider
-from visgate.registry.catalogue import default_catalogue
 from visgate.services import Services, build_services
 from visgate.settings import load_settings
 from visgate.store.repositories import Store
@@ -51,14 +50,6 @@ def runpod(runpod_server: RunningFakeRunpod) -> RunningFakeRunpod:
     runpod_server.state.worker_quota = 1000
     runpod_server.state.api_keys.add(USER_KEY)
     return runpod_server
-
-
-@pytest.fixture(autouse=True)
-def static_catalogue() -> Iterator[None]:
-    """The GPU catalogue is module state: each test starts from the static table."""
-    default_catalogue.reset()
-    yield
-    default_catalogue.reset()
 
 
 @dataclass

@@ -4,9 +4,9 @@ refused); a deleted secret is noticed within the cache's TTL."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -77,6 +77,11 @@ async def _pass(worker: DeliveryWorker) -> None:
     await worker.drain()
 
 
+def _clock_ahead(plane: Plane, seconds: float) -> None:
+    """The store's clock (what is due, when a lease ends) jumps ahead; the test never sleeps."""
+    plane.store.deliveries.clock = lambda: time.time() + seconds
+
+
 async def _logs(plane: Plane, dep: Deployment) -> str:
     return json.dumps([e.message for e in (await plane.store.deployments.get(dep.id)).logs])
 
@@ -102,7 +107,7 @@ async def test_secret_store_outage_counts_as_a_try_and_follows_the_schedule(
     assert (await plane.store.deployments.get(dep.id)).status is Status.ready
 
     flaky.fault = None
-    await asyncio.sleep(0.3)  # WEBHOOK_RETRY_SCHEDULE=0.2,0.2: the second try is due
+    _clock_ahead(plane, 0.3)  # WEBHOOK_RETRY_SCHEDULE=0.2,0.2: the second try is due
     await _pass(worker)
     assert len(receiver.deliveries) == 1
     logs = await _logs(plane, dep)
@@ -138,13 +143,14 @@ async def test_unreadable_signing_secret_ends_the_delivery_with_its_reason(
 async def test_deleted_signing_secret_is_noticed_once_the_cache_expires(
     plane: Plane, issued: IssuedKey, receiver: WebhookReceiver, worker: DeliveryWorker
 ) -> None:
-    worker.secret_ttl_s = 0.2
+    now = [1000.0]
+    worker._clock = lambda: now[0]
     first = await _ready(plane, issued, receiver)
     await _pass(worker)
     assert "delivered (try 1)" in await _logs(plane, first)
 
     await _delete_signing_secret(plane, issued)
-    await asyncio.sleep(0.3)
+    now[0] += worker.secret_ttl_s
     second = await _ready(plane, issued, receiver)
     await _pass(worker)
     assert (await plane.store.deployments.get(second.id)).status is Status.webhook_failed
@@ -167,8 +173,26 @@ async def test_a_delivery_held_by_a_dead_instance_is_sent_once_its_lease_runs_ou
         try:
             await _pass(survivor)
             assert receiver.deliveries == []  # still leased by the dead one
-            await asyncio.sleep(2.2)
+            _clock_ahead(plane, 2.2)
             await _pass(survivor)
             assert [json.loads(d.body)["type"] for d in receiver.deliveries] == ["deployment.ready"]
         finally:
             await survivor.aclose()
+
+
+async def test_one_pass_sends_no_more_than_the_delivery_concurrency(make_plane: Any) -> None:
+    plane: Plane = await make_plane(VISGATE_DELIVERY_CONCURRENCY=2)
+    issued = await issue_key(plane.services, "team")
+    with webhook_receiver() as receiver:
+        for _ in range(3):
+            await _ready(plane, issued, receiver)
+        worker = DeliveryWorker(plane.services, owner="unit")
+        try:
+            assert await worker.run_once() == 2
+            await worker.drain()
+            assert len(receiver.deliveries) == 2
+            assert await worker.run_once() == 1
+            await worker.drain()
+            assert len(receiver.deliveries) == 3
+        finally:
+            await worker.aclose()

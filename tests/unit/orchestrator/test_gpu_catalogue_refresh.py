@@ -8,14 +8,14 @@ import pytest
 from tests.fakes import runpod_state
 from tests.unit.orchestrator.conftest import USER_KEY, Plane
 from visgate.domain.status import Status
-from visgate.registry.catalogue import default_catalogue
 from visgate.registry.gpus import public_gpus
 
 MODEL_GB = 22.0  # fits a 24 GB pool, not a 20 GB one
 
 
-def _vram(pool_id: str) -> float:
-    return next(float(p["vram_gb"]) for p in public_gpus() if p["id"] == pool_id)
+def _vram(plane: Plane, pool_id: str) -> float:
+    items = public_gpus(plane.services.catalogue)
+    return next(float(p["vram_gb"]) for p in items if p["id"] == pool_id)
 
 
 async def test_live_gpu_sizes_reach_selection_and_the_gpu_list(
@@ -35,7 +35,7 @@ async def test_live_gpu_sizes_reach_selection_and_the_gpu_list(
     fresh = await plane.store.deployments.get(dep.id)
     assert fresh.status is Status.creating_endpoint
     assert "AMPERE_24" not in fresh.gpu_pools  # 20 GB no longer fits a 22 GB model
-    assert _vram("AMPERE_24") == 20.0  # GET /v1/gpus shows the live figure
+    assert _vram(plane, "AMPERE_24") == 20.0  # GET /v1/gpus shows the live figure
     asked = plane.runpod.state.calls_of("gpuTypes")
     assert asked and all(c.authorization == f"Bearer {USER_KEY}" for c in asked)
 
@@ -48,5 +48,5 @@ async def test_failing_gpu_list_leaves_selection_on_the_static_table(plane: Plan
     fresh = await plane.store.deployments.get(dep.id)
     assert fresh.status is Status.creating_endpoint
     assert fresh.gpu_pools[0] == "AMPERE_24"  # the static 24 GB
-    assert default_catalogue.source == "static"
+    assert plane.services.catalogue.source == "static"
     assert plane.runpod.state.calls_of("gpuTypes")  # it did try

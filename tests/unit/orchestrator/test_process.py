@@ -48,7 +48,7 @@ async def test_write_that_keeps_going_stale_is_dropped_and_the_record_comes_back
     await plane.reconciler.process(claimed[0])  # returns instead of raising
 
     deployments.contend = False
-    await asyncio.sleep(1.2)  # the lease ends; the record is due again
+    deployments.clock = lambda: time.time() + 1.2  # the lease ends; the record is due again
     assert await plane.run() == 1
     settled = await deployments.get(dep.id)
     assert settled.lease_token is None and _only_metering_left(settled)

@@ -16,7 +16,6 @@ from visgate.domain.deployment import Deployment, ErrorInfo
 from visgate.domain.errors import IllegalTransitionError
 from visgate.domain.status import Status
 from visgate.orchestrator.backoff import MAX_TRANSIENT_ATTEMPTS
-from visgate.orchestrator.steps import STEPS
 
 READY = WorkerCallback(status="ready", models_loaded=["sdxl-turbo"], gpu="NVIDIA L4")
 
@@ -53,7 +52,7 @@ async def test_ready_callback_then_a_lost_create_write_keeps_the_endpoint(
 
     # Process A claims and runs the create step; its result is never written (SIGKILL).
     [claimed] = await plane.store.deployments.claim_due("process-a", 1, 5)
-    await STEPS[claimed.status](plane.services, claimed)
+    await plane.reconciler.run_step(claimed)
     raced = await plane.store.deployments.get(dep.id)
     assert raced.status is Status.ready and raced.endpoint_id is None
     made = plane.endpoint(raced)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from visgate.api.deps import CurrentKey
+from visgate.api.deps import CurrentKey, ServicesDep
 from visgate.api.schemas import ERROR_RESPONSES
 from visgate.registry.gpus import public_gpus
 from visgate.registry.models import public_models
@@ -21,6 +21,7 @@ async def list_models(key: CurrentKey) -> dict[str, Any]:
 
 
 @router.get("/gpus")
-async def list_gpus(key: CurrentKey) -> dict[str, Any]:
-    """Runpod serverless GPU pools, cheapest first, with the `gpu_tier` names they answer to."""
-    return {"items": public_gpus()}
+async def list_gpus(key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
+    """Runpod serverless GPU pools, cheapest first, with the `gpu_tier` names they answer to
+    (live sizes and prices once the reconciler has read the provider's list)."""
+    return {"items": public_gpus(services.catalogue)}
