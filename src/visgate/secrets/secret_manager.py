@@ -11,6 +11,7 @@ identifiers only (Secret Manager filter syntax: cloud.google.com/secret-manager/
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -49,13 +50,17 @@ class SecretManagerStore:
         attempts: int = 5,
         backoff_s: float = 0.25,
         timeout_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock` times the read cache (seconds, monotonic); a test passes its own to expire
+        entries without waiting."""
         if not project_id:
             raise ValueError("SecretManagerStore needs a Google Cloud project id")
         self._project = project_id
         self._client = client
         self._owns_client = client is None
         self._cache_ttl_s = cache_ttl_s
+        self._clock = clock
         self._attempts = attempts
         self._backoff_s = backoff_s
         self._timeout_s = timeout_s
@@ -97,7 +102,7 @@ class SecretManagerStore:
     async def get(self, ref: str) -> str:
         version_name = _parse_ref(ref)
         cached = self._cache.get(ref)
-        if cached is not None and cached[0] > time.monotonic():
+        if cached is not None and cached[0] > self._clock():
             return cached[1]
         response = await self._call("access_secret_version", version_name, {"name": version_name})
         value = bytes(response.payload.data).decode("utf-8")
@@ -179,7 +184,7 @@ class SecretManagerStore:
     def _remember(self, ref: str, value: str) -> None:
         if self._cache_ttl_s <= 0:
             return
-        now = time.monotonic()
+        now = self._clock()
         if len(self._cache) >= _CACHE_MAX:
             self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
             if len(self._cache) >= _CACHE_MAX:
