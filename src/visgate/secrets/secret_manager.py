@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from google.api_core import exceptions as gexc
+from google.auth.exceptions import DefaultCredentialsError
+from google.cloud.secretmanager_v1 import SecretManagerServiceAsyncClient
 
 from visgate.domain.errors import SecretNotFoundError, SecretPermissionError
 from visgate.secrets.gcp_errors import async_retrying, map_error
 from visgate.secrets.naming import check_ids
-
-if TYPE_CHECKING:
-    from google.cloud.secretmanager_v1 import SecretManagerServiceAsyncClient
 
 log = structlog.get_logger(__name__)
 
@@ -169,9 +168,6 @@ class SecretManagerStore:
 
     def _get_client(self) -> SecretManagerServiceAsyncClient:
         if self._client is None:
-            from google.auth.exceptions import DefaultCredentialsError
-            from google.cloud.secretmanager_v1 import SecretManagerServiceAsyncClient
-
             try:
                 self._client = SecretManagerServiceAsyncClient()
             except DefaultCredentialsError:
