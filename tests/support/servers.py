@@ -67,7 +67,14 @@ def serve_in_thread(app: Any, **config: Any) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    options: dict[str, Any] = {"log_level": "warning", "lifespan": "off", "access_log": False}
+    # log_config=None: uvicorn leaves the process's logging alone (its own configuration
+    # would reset handlers other servers and pytest rely on); its lines reach pytest's capture.
+    options: dict[str, Any] = {
+        "log_level": "warning",
+        "log_config": None,
+        "lifespan": "off",
+        "access_log": False,
+    }
     server = _ThreadServer(uvicorn.Config(app, **(options | config)))
     name = f"test-server-127.0.0.1:{port}"
     errors = _ErrorsOfThread(name)
