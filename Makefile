@@ -32,10 +32,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests inference bench scripts
 	$(BIN)/ruff format --check src tests inference bench scripts
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests inference bench scripts
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests inference bench scripts

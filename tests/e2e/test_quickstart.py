@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.support.firestore_emulator import free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -252,12 +253,12 @@ def _check_records(quickstart: Quickstart, dep_id: str) -> None:
     assert status["endpoint_id"]
     listed = json.loads(quickstart.bash(".venv/bin/visgate list --json").stdout)
     assert dep_id in [d["deployment_id"] for d in listed["items"]]
-    for _ in range(100):
-        status = json.loads(quickstart.bash(f".venv/bin/visgate status {dep_id} --json").stdout)
-        if status["status"] == "deleted":
-            break
-        time.sleep(0.2)
-    assert status["status"] == "deleted"
+
+    def status_now() -> str:
+        answer = quickstart.bash(f".venv/bin/visgate status {dep_id} --json").stdout
+        return str(json.loads(answer)["status"])
+
+    wait_for(lambda: status_now() == "deleted", what=f"{dep_id} being deleted")
 
 
 def test_json_job_and_human_deploy_of_the_same_model(quickstart: Quickstart) -> None:

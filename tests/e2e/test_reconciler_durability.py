@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.support.stack import SETTLED, Stack, emulator_host_for, run_stack
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -66,9 +67,8 @@ def test_two_reconciler_processes_never_create_an_endpoint_twice(
         stack.runpod.state.latency_s = 0.01
         stack.start("serve")
         worker = stack.start("worker")
-        deadline = time.monotonic() + 30
-        while "background_started" not in worker.log_text() and time.monotonic() < deadline:
-            time.sleep(0.05)  # both loops are up before work arrives: they must share it
+        # Both loops are up before work arrives: they must share it.
+        wait_for(lambda: "background_started" in worker.log_text(), within=30)
         with stack.client() as client:
             ids = _post_many(stack, client, 50)
             final = stack.wait_all(client, ids, SETTLED, timeout=180)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from tests.fakes.hub_seed import VALID_TOKEN
 from tests.support.receivers import FakeWorker
 from tests.support.stack import Stack, run_stack
+from tests.support.waiting import wait_for
 from visgate.webhooks import verify_webhook
 
 pytestmark = pytest.mark.slow
@@ -72,7 +72,7 @@ def test_deployment_goes_ready_then_webhook_is_signed_then_delete_tears_down(
 
 
 def _wait_delivery(stack: Stack, dep_id: str, event: str, timeout: float = 20) -> Any:
-    _eventually(lambda: f"{dep_id}:{event}" in stack.receiver.by_event(), timeout)
+    wait_for(lambda: f"{dep_id}:{event}" in stack.receiver.by_event(), within=timeout)
     return stack.receiver.by_event()[f"{dep_id}:{event}"][-1]
 
 
@@ -106,7 +106,7 @@ def test_webhook_500_then_200_is_retried_until_delivered(stack: Stack) -> None:
         dep_id = stack.deploy(client)
         stack.wait_for(client, dep_id)
         key = f"{dep_id}:deployment.ready"
-        _eventually(lambda: len(stack.receiver.by_event().get(key, [])) >= 3)
+        wait_for(lambda: len(stack.receiver.by_event().get(key, [])) >= 3)
         time.sleep(1.5)  # past the whole retry schedule: a delivered webhook is not resent
         attempts = stack.receiver.by_event()[key]
         assert len(attempts) == 3
@@ -131,8 +131,8 @@ def test_worker_reporting_failed_fails_the_deployment_and_tears_down(
             assert failed["status"] == "failed"
             assert failed["error"]["type"] == "WorkerFailedError"
             assert "out of memory" in failed["error"]["message"]
-            _eventually(lambda: stack.runpod.state.endpoint(f"visgate-{dep_id}") is None)
-            _eventually(lambda: "cloud resources removed" in json.dumps(_logs(client, dep_id)))
+            wait_for(lambda: stack.runpod.state.endpoint(f"visgate-{dep_id}") is None)
+            wait_for(lambda: "cloud resources removed" in json.dumps(_logs(client, dep_id)))
 
             # Deleting it later needs no key: its own went with the cleanup.
             assert client.delete(f"/v1/deployments/{dep_id}").status_code == 204
@@ -157,7 +157,7 @@ def test_silent_worker_times_out_and_tears_down(tmp_path: Path, runpod_api: str)
             failed = stack.wait_for(client, dep_id, timeout=30)
             assert failed["status"] == "failed"
             assert failed["error"]["type"] == "ReadyTimeoutError"
-            _eventually(lambda: stack.runpod.state.endpoint(f"visgate-{dep_id}") is None)
+            wait_for(lambda: stack.runpod.state.endpoint(f"visgate-{dep_id}") is None)
 
 
 def test_no_capacity_widens_the_endpoint_to_the_next_pools(stack: Stack) -> None:
@@ -167,9 +167,9 @@ def test_no_capacity_widens_the_endpoint_to_the_next_pools(stack: Stack) -> None
         loading = stack.wait_for(client, dep_id, {"loading_model"})
         first_pools = loading["gpu"].split(",")
         stack.runpod.state.pools_without_capacity.update(first_pools)
-        _eventually(
+        wait_for(
             lambda: client.get(f"/v1/deployments/{dep_id}").json()["gpu"].split(",") != first_pools,
-            timeout=30,
+            within=30,
         )
         widened = client.get(f"/v1/deployments/{dep_id}").json()
         endpoint = stack.runpod.state.endpoint(f"visgate-{dep_id}")
@@ -202,15 +202,6 @@ def test_delete_during_creation_does_not_leak_the_endpoint(stack: Stack) -> None
     assert walked[walked.index("deleting") - 1] == "creating_endpoint", walked
     # ...the step it interrupted still made the endpoint, and that endpoint is gone.
     assert stack.runpod.state.created_names("endpoint") == [f"visgate-{dep_id}"]
-    _eventually(lambda: stack.runpod.state.endpoints == {}, timeout=30)
+    wait_for(lambda: stack.runpod.state.endpoints == {}, within=30)
     # Every Runpod call was made with the deployment's own key, never the operator's.
     assert {c.authorization for c in stack.runpod.state.calls} == {f"Bearer {USER_KEY}"}
-
-
-def _eventually(check: Callable[[], object], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition never held")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import httpx
@@ -14,6 +13,7 @@ from httpx_sse import connect_sse
 
 from tests.fakes.runpod_state import API_KEY
 from tests.support.stack import Stack
+from tests.support.waiting import wait_for
 from visgate.providers.base import EndpointSpec
 from visgate.providers.runpod import RunpodProvider
 
@@ -68,13 +68,12 @@ def test_jobs_proxy_reaches_the_endpoint_with_the_stored_key(stack: Stack) -> No
 
         queued = client.post(f"/v1/deployments/{dep_id}/jobs", json={"input": {"text": "owl"}})
         job_id = queued.json()["id"]
-        deadline = time.monotonic() + 10
-        status: dict[str, Any] = {}
-        while time.monotonic() < deadline:
+
+        def completed() -> dict[str, Any] | None:
             status = client.get(f"/v1/deployments/{dep_id}/jobs/{job_id}").json()
-            if status["status"] == "COMPLETED":
-                break
-            time.sleep(0.05)
+            return status if status["status"] == "COMPLETED" else None
+
+        status = wait_for(completed, what=f"job {job_id} completing")
         assert status["output"] == {"echo": "OWL"}
         cancel = client.post(f"/v1/deployments/{dep_id}/jobs/{job_id}/cancel")
         assert cancel.status_code == 200

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.support.receivers import Delivery
 from tests.support.stack import Stack, run_stack
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -29,15 +30,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def _tries(stack: Stack, dep_id: str) -> list[Delivery]:
     return stack.receiver.by_event().get(f"{dep_id}:deployment.ready", [])
-
-
-def _eventually(check: Callable[[], Any], timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition never held")
 
 
 def _logs(final: dict[str, Any]) -> str:
@@ -75,7 +67,7 @@ def test_429_retry_after_holds_the_next_try_back(stack: Stack) -> None:
     with stack.client() as client:
         url = stack.receiver.url_answering(429, retry_after=1)
         dep_id = stack.deploy(client, user_webhook_url=url)
-        tries = _eventually(lambda: (t := _tries(stack, dep_id)) and len(t) >= 2 and t, 20)
+        tries = wait_for(lambda: (t := _tries(stack, dep_id)) and len(t) >= 2 and t, within=20)
         gap = tries[1].at - tries[0].at
         assert gap >= 1.0, gap  # the schedule alone would have waited 0.2 s
         final = stack.wait_for(client, dep_id, {"webhook_failed"}, timeout=20)

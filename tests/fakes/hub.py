@@ -40,7 +40,7 @@ from tests.fakes.hub_seed import (
     seed_default_models,
 )
 from tests.fakes.hub_state import FakeHubState, FakeModel, RequestRecord
-from tests.support.receivers import serve_in_thread
+from tests.support.servers import serve_in_thread
 
 __all__ = [
     "GATED_ACCESS_TOKEN",

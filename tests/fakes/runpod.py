@@ -39,14 +39,11 @@ import asyncio
 import contextlib
 import functools
 import inspect
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from graphql import (
     DocumentNode,
     GraphQLError,
@@ -73,6 +70,7 @@ from tests.fakes.runpod_state import (
     Resolvers,
     new_id,
 )
+from tests.support.servers import serve_in_thread
 
 __all__ = [
     "API_KEY",
@@ -323,22 +321,5 @@ class RunningFakeRunpod:
 def run_fake_runpod(state: FakeRunpodState | None = None) -> Iterator[RunningFakeRunpod]:
     """Serve a fake Runpod on 127.0.0.1 (a free port) from a background thread."""
     fake = FakeRunpod(state)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(fake.app, log_level="warning", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the fake Runpod server did not start")
-        time.sleep(0.01)
-    try:
-        yield RunningFakeRunpod(f"http://127.0.0.1:{port}", fake.state, fake.app)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_in_thread(fake.app) as url:
+        yield RunningFakeRunpod(url, fake.state, fake.app)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import threading
 import time
@@ -12,32 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.support.firestore_emulator import free_port
-
-
-@contextlib.contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """Run an ASGI app on 127.0.0.1 in a daemon thread; yield its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
+from tests.support.servers import serve_in_thread
 
 
 @dataclass
@@ -68,8 +49,6 @@ class WebhookReceiver:
         return f"{self.url}?{query}"
 
     def by_event(self) -> dict[str, list[Delivery]]:
-        import json
-
         out: dict[str, list[Delivery]] = {}
         with self.lock:
             for d in self.deliveries:

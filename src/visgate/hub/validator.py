@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -69,7 +71,10 @@ class HubValidator:
         offline: bool = False,
         timeout_s: float = 10.0,
         initial_retry_wait: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock` times cache expiry (seconds, monotonic); a test passes its own to expire
+        entries without waiting."""
         self.offline = offline
         self._client = HubClient(
             endpoint,
@@ -78,7 +83,9 @@ class HubValidator:
             max_retry_wait=max_retry_wait,
             initial_retry_wait=min(initial_retry_wait, max_retry_wait),
         )
-        self._cache: SingleFlightCache[tuple[str, str], ModelCheck] = SingleFlightCache(cache_ttl_s)
+        self._cache: SingleFlightCache[tuple[str, str], ModelCheck] = SingleFlightCache(
+            cache_ttl_s, clock=clock
+        )
 
     @property
     def endpoint(self) -> str:

@@ -47,9 +47,7 @@ def resolve_secret_reference(
         return value
     owned = client is None
     if client is None:
-        from google.cloud.secretmanager_v1 import SecretManagerServiceClient
-
-        client = SecretManagerServiceClient()
+        client = _new_client()
     try:
         for attempt in sync_retrying("access_secret_version", attempts, backoff_s):
             with attempt:
@@ -75,9 +73,7 @@ def resolve_secret_references(
         return dict(values)
     owned = client is None
     if client is None:
-        from google.cloud.secretmanager_v1 import SecretManagerServiceClient
-
-        client = SecretManagerServiceClient()
+        client = _new_client()
     try:
         return {
             key: None if v is None else resolve_secret_reference(v, client=client)
@@ -86,3 +82,11 @@ def resolve_secret_references(
     finally:
         if owned:
             client.transport.close()
+
+
+def _new_client() -> SecretManagerServiceClient:
+    # Imported here: the Secret Manager client library (several hundred modules) loads only
+    # when a setting really is a reference, not on every start-up.
+    from google.cloud.secretmanager_v1 import SecretManagerServiceClient
+
+    return SecretManagerServiceClient()

@@ -11,17 +11,17 @@ identifiers only (Secret Manager filter syntax: cloud.google.com/secret-manager/
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 from google.api_core import exceptions as gexc
+from google.auth.exceptions import DefaultCredentialsError
+from google.cloud.secretmanager_v1 import SecretManagerServiceAsyncClient
 
 from visgate.domain.errors import SecretNotFoundError, SecretPermissionError
 from visgate.secrets.gcp_errors import async_retrying, map_error
 from visgate.secrets.naming import check_ids
-
-if TYPE_CHECKING:
-    from google.cloud.secretmanager_v1 import SecretManagerServiceAsyncClient
 
 log = structlog.get_logger(__name__)
 
@@ -49,13 +49,17 @@ class SecretManagerStore:
         attempts: int = 5,
         backoff_s: float = 0.25,
         timeout_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock` times the read cache (seconds, monotonic); a test passes its own to expire
+        entries without waiting."""
         if not project_id:
             raise ValueError("SecretManagerStore needs a Google Cloud project id")
         self._project = project_id
         self._client = client
         self._owns_client = client is None
         self._cache_ttl_s = cache_ttl_s
+        self._clock = clock
         self._attempts = attempts
         self._backoff_s = backoff_s
         self._timeout_s = timeout_s
@@ -97,7 +101,7 @@ class SecretManagerStore:
     async def get(self, ref: str) -> str:
         version_name = _parse_ref(ref)
         cached = self._cache.get(ref)
-        if cached is not None and cached[0] > time.monotonic():
+        if cached is not None and cached[0] > self._clock():
             return cached[1]
         response = await self._call("access_secret_version", version_name, {"name": version_name})
         value = bytes(response.payload.data).decode("utf-8")
@@ -164,9 +168,6 @@ class SecretManagerStore:
 
     def _get_client(self) -> SecretManagerServiceAsyncClient:
         if self._client is None:
-            from google.auth.exceptions import DefaultCredentialsError
-            from google.cloud.secretmanager_v1 import SecretManagerServiceAsyncClient
-
             try:
                 self._client = SecretManagerServiceAsyncClient()
             except DefaultCredentialsError:
@@ -179,7 +180,7 @@ class SecretManagerStore:
     def _remember(self, ref: str, value: str) -> None:
         if self._cache_ttl_s <= 0:
             return
-        now = time.monotonic()
+        now = self._clock()
         if len(self._cache) >= _CACHE_MAX:
             self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
             if len(self._cache) >= _CACHE_MAX:

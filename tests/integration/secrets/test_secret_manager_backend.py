@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 import pytest
 
 from tests.fakes.secret_manager import PROJECT, PROJECT_NUMBER, FakeSecretManager
 from tests.integration.secrets.conftest import open_sm_store
+from tests.support.clock import ManualClock
 from visgate.domain.errors import (
     SecretNotFoundError,
     SecretPermissionError,
@@ -79,13 +78,15 @@ async def test_unavailable_forever_gives_a_transient_error(fake_sm: FakeSecretMa
 
 
 async def test_reads_are_cached_briefly(fake_sm: FakeSecretManager) -> None:
-    async with open_sm_store(fake_sm, cache_ttl_s=0.2) as writer:
+    async with open_sm_store(fake_sm) as writer:
         ref = await writer.put(DEP, "hf_token", "hf_value")
-    async with open_sm_store(fake_sm, cache_ttl_s=0.2) as reader:
+    clock = ManualClock()
+    async with open_sm_store(fake_sm, cache_ttl_s=30, clock=clock) as reader:
         for _ in range(5):
             assert await reader.get(ref) == "hf_value"
+            clock.advance(5)
         assert fake_sm.count("AccessSecretVersion") == 1
-        await asyncio.sleep(0.25)
+        clock.advance(10)
         assert await reader.get(ref) == "hf_value"
         assert fake_sm.count("AccessSecretVersion") == 2
 

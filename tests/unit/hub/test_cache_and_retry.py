@@ -9,6 +9,8 @@ from email.utils import formatdate
 import pytest
 
 from tests.fakes.hub import GATED_ACCESS_TOKEN, VALID_TOKEN, FakeHub
+from tests.support.clock import ManualClock
+from tests.support.waiting import eventually
 from visgate.domain.errors import (
     HuggingFaceGatedModelError,
     HuggingFaceModelNotFoundError,
@@ -51,9 +53,13 @@ async def test_results_are_cached_per_token(hub: FakeHub, validator: HubValidato
 
 
 async def test_the_cache_expires(hub: FakeHub) -> None:
-    validator = HubValidator(hub.url, cache_ttl_s=0.05)
+    clock = ManualClock()
+    validator = HubValidator(hub.url, cache_ttl_s=60, clock=clock)
     await validator.check(MODEL, None)
-    await asyncio.sleep(0.1)
+    clock.advance(59)
+    await validator.check(MODEL, None)
+    assert hub.state.count(INFO) == 1
+    clock.advance(2)
     await validator.check(MODEL, None)
     assert hub.state.count(INFO) == 2
 
@@ -71,7 +77,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_shared_call(
     hub.state.latency_s = 0.2
     first = asyncio.create_task(validator.check(MODEL, None))
     second = asyncio.create_task(validator.check(MODEL, None))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: hub.state.count(INFO) == 1, what="the shared call reaching the hub")
     first.cancel()
     assert (await second).vram_gb == 10.0
     assert hub.state.count(INFO) == 1
@@ -224,8 +230,5 @@ async def test_a_hanging_auth_check_fails_as_transient_and_frees_its_thread(
     assert hub.state.count("/auth-check") == 2  # retry_attempts
     # Each hung request was dropped by the client's own timeout: no thread is left
     # blocked on a socket the hub never answers.
-    for _ in range(100):
-        if len(hub.state.hung_up) == 2:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: len(hub.state.hung_up) == 2, what="the hub seeing both hang-ups")
     assert hub.state.hung_up == ["/api/models/black-forest-labs/FLUX.1-dev/auth-check"] * 2

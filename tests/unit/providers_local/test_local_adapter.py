@@ -9,18 +9,25 @@ from typing import Any
 
 import httpx
 
+from tests.support.waiting import eventually
 from visgate.providers.local.adapter import WorkerHost, build_app
 
 
 class StubWorker:
-    """A worker double: slow start-up, jobs that echo, fail, or detect overlap."""
+    """A worker double: jobs that echo, fail, or detect overlap. Its start-up (with
+    `hold_startup`) and its `{"hold": true}` jobs wait for the test's go-ahead, so a test
+    sees `initializing` or a job in progress for exactly as long as it looks."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, hold_startup: bool = False) -> None:
         self.started = threading.Event()
+        self.may_start = threading.Event()
+        self.release_jobs = threading.Event()
         self.busy = threading.Lock()
+        if not hold_startup:
+            self.may_start.set()
 
     def startup(self) -> None:
-        time.sleep(0.2)
+        self.may_start.wait(10)
         self.started.set()
 
     def handle(self, job: dict[str, Any]) -> dict[str, Any]:
@@ -31,6 +38,8 @@ class StubWorker:
                 return {"error": "asked to fail"}
             if "error_value" in job["input"]:  # what a handler might put under `error`
                 return {"error": job["input"]["error_value"], "partial": 1}
+            if job["input"].get("hold"):
+                self.release_jobs.wait(10)
             time.sleep(float(job["input"].get("sleep", 0)))
             return {"echo": job["input"]}
         finally:
@@ -47,17 +56,16 @@ async def _client(worker: StubWorker, clock=time.time):
 
 
 async def test_health_shows_initializing_then_idle_and_jobs_complete() -> None:
-    client, lifespan = await _client(StubWorker())
+    worker = StubWorker(hold_startup=True)
+    client, lifespan = await _client(worker)
     try:
         first = (await client.get("/health")).json()
         assert first["workers"]["initializing"] == 1
         queued = (await client.post("/run", json={"input": {"x": 1}})).json()
         assert queued["status"] == "IN_QUEUE" and queued["id"]
-        for _ in range(100):
-            status = (await client.get(f"/status/{queued['id']}")).json()
-            if status["status"] == "COMPLETED":
-                break
-            await asyncio.sleep(0.05)
+        worker.may_start.set()
+        status = await _finished(client, queued["id"])
+        assert status["status"] == "COMPLETED"
         assert status["output"] == {"echo": {"x": 1}}
         assert "delayTime" in status and "executionTime" in status
         health = (await client.get("/health")).json()
@@ -82,18 +90,19 @@ async def test_runsync_failed_job_and_unknown_job() -> None:
 
 
 async def test_concurrent_jobs_run_one_at_a_time_and_cancel_works() -> None:
-    client, lifespan = await _client(StubWorker())
+    worker = StubWorker()
+    client, lifespan = await _client(worker)
     try:
         answers = await asyncio.gather(
             *(client.post("/runsync", json={"input": {"i": i, "sleep": 0.01}}) for i in range(10))
         )
         assert [a.json()["status"] for a in answers] == ["COMPLETED"] * 10
-        slow = (await client.post("/run", json={"input": {"sleep": 0.3}})).json()
+        slow = (await client.post("/run", json={"input": {"hold": True}})).json()
         queued = (await client.post("/run", json={"input": {"x": "never"}})).json()
         cancelled = (await client.post(f"/cancel/{queued['id']}")).json()
         assert cancelled["status"] == "CANCELLED"
-        await asyncio.sleep(0.5)
-        assert (await client.get(f"/status/{slow['id']}")).json()["status"] == "COMPLETED"
+        worker.release_jobs.set()
+        assert (await _finished(client, slow["id"]))["status"] == "COMPLETED"
         assert (await client.get(f"/status/{queued['id']}")).json()["status"] == "CANCELLED"
     finally:
         await client.aclose()
@@ -123,12 +132,14 @@ async def test_only_a_string_error_fails_a_job_like_runpod() -> None:
 
 
 async def test_runsync_wait_that_is_not_a_number_is_a_400_not_a_500() -> None:
-    client, lifespan = await _client(StubWorker())
+    worker = StubWorker()
+    client, lifespan = await _client(worker)
     try:
         bad = await client.post("/runsync?wait=abc", json={"input": {"x": 1}})
         assert bad.status_code == 400 and "wait" in bad.json()["error"]
-        short = await client.post("/runsync?wait=-5", json={"input": {"sleep": 0.5}})
+        short = await client.post("/runsync?wait=-5", json={"input": {"hold": True}})
         assert short.status_code == 200 and short.json()["status"] in ("IN_QUEUE", "IN_PROGRESS")
+        worker.release_jobs.set()
         ok = await client.post("/runsync?wait=20000", json={"input": {"x": 2}})
         assert ok.json()["status"] == "COMPLETED"
     finally:
@@ -144,13 +155,18 @@ class FakeClock:
         return self.now
 
 
-async def _finished(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
-    for _ in range(100):
+async def _status_once(client: httpx.AsyncClient, job_id: str, *among: str) -> dict[str, Any]:
+    """The job's status once it is one of `among`."""
+
+    async def probe() -> dict[str, Any] | None:
         status = (await client.get(f"/status/{job_id}")).json()
-        if status["status"] not in ("IN_QUEUE", "IN_PROGRESS"):
-            return status
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish")
+        return status if status["status"] in among else None
+
+    return await eventually(probe, what=f"job {job_id} reaching {'/'.join(among)}")
+
+
+async def _finished(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    return await _status_once(client, job_id, "COMPLETED", "FAILED", "CANCELLED")
 
 
 async def test_finished_jobs_are_forgotten_after_runpods_retention() -> None:
@@ -179,13 +195,15 @@ async def test_finished_jobs_are_forgotten_after_runpods_retention() -> None:
 
 async def test_a_job_still_running_is_never_pruned() -> None:
     clock = FakeClock()
-    client, lifespan = await _client(StubWorker(), clock=clock)
+    worker = StubWorker()
+    client, lifespan = await _client(worker, clock=clock)
     try:
-        slow = (await client.post("/run", json={"input": {"sleep": 0.6}})).json()
-        await asyncio.sleep(0.3)
+        slow = (await client.post("/run", json={"input": {"hold": True}})).json()
+        await _status_once(client, slow["id"], "IN_PROGRESS")
         clock.now += 24 * 3600
         status = (await client.get(f"/status/{slow['id']}")).json()
-        assert status["status"] in ("IN_QUEUE", "IN_PROGRESS")
+        assert status["status"] == "IN_PROGRESS"
+        worker.release_jobs.set()
         assert (await _finished(client, slow["id"]))["status"] == "COMPLETED"
     finally:
         await client.aclose()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.waiting import eventually
 from visgate.providers.base import EndpointSpec
 from visgate.providers.local import LocalProvider
 from visgate.settings import load_settings
@@ -76,14 +77,10 @@ def _running(pid: int) -> bool:
 
 
 async def _wait_idle(local: LocalProvider, endpoint_id: str) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            health = await local.endpoint_health(endpoint_id, api_key="")
-            if health.workers.idle == 1:
-                return
-        await asyncio.sleep(0.1)
-    raise AssertionError("the local worker did not become idle")
+    async def idle() -> bool:
+        return (await local.endpoint_health(endpoint_id, api_key="")).workers.idle == 1
+
+    await eventually(idle, within=90, what="the local worker becoming idle", ignoring=(Exception,))
 
 
 async def test_real_worker_gets_only_the_template_env_and_serves_warmup_and_errors(
@@ -189,12 +186,12 @@ async def test_teardown_escalates_to_sigkill_when_sigterm_is_not_enough(
     try:
         ref = await local.ensure_endpoint(spec("visgate-dep_stubborn"), api_key="")
         pid = int(_state(local)["visgate-dep_stubborn"]["pid"])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # serving /health while its start-up hangs
-            with contextlib.suppress(Exception):
-                await local.endpoint_health(ref.endpoint_id, api_key="")
-                break
-            await asyncio.sleep(0.1)
+        await eventually(  # serving /health while its start-up hangs
+            lambda: local.endpoint_health(ref.endpoint_id, api_key=""),
+            within=30,
+            what="the stubborn worker answering /health",
+            ignoring=(Exception,),
+        )
         started = time.monotonic()
         await local.teardown("visgate-dep_stubborn", api_key="")
         assert not _running(pid)

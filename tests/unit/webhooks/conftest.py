@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,14 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.support.firestore_emulator import free_port
-from tests.support.receivers import serve_in_thread
+from tests.support.servers import serve_in_thread
 from visgate.deployments.callback import apply_worker_callback
 from visgate.deployments.schemas import WorkerCallback
 from visgate.domain.deployment import Deployment
@@ -212,29 +209,13 @@ class TlsReceiver:
 def tls_receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsReceiver]:
     cert, key = _self_signed_cert(tmp_path_factory.mktemp("tls"), "hooks.test")
     receiver = Receiver()
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            _build_app(receiver),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            ssl_certfile=str(cert),
-            ssl_keyfile=str(key),
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
-        yield TlsReceiver(receiver, port, cert)
-    finally:
-        receiver.closing.set()
-        server.should_exit = True
-        thread.join(timeout=5)
+    with serve_in_thread(
+        _build_app(receiver), ssl_certfile=str(cert), ssl_keyfile=str(key)
+    ) as base_url:
+        try:
+            yield TlsReceiver(receiver, int(base_url.rsplit(":", 1)[1]), cert)
+        finally:
+            receiver.closing.set()
 
 
 @pytest.fixture

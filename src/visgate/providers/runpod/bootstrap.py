@@ -8,6 +8,7 @@ returns the documents and variables it would send, for review.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,8 +35,6 @@ class PlannedOperation:
     headers: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {REDACTED}"})
 
     def render(self) -> str:
-        import json
-
         lines = [f"# {self.name}"]
         lines += [f"# {k}: {v}" for k, v in self.headers.items()]
         lines += [self.document.strip(), json.dumps(self.variables, indent=2, sort_keys=True)]

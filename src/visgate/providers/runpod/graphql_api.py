@@ -33,6 +33,7 @@ from visgate.domain.errors import (
 from visgate.kit import parse_retry_after
 from visgate.providers.runpod.messages import is_quota, is_retryable, scrub
 from visgate.providers.runpod.operations import operation_name
+from visgate.providers.runpod.per_loop import PerLoop
 from visgate.providers.runpod.retry import RetryPolicy, Transient
 
 _NOT_SENT = ("ConnectError", "ConnectTimeout")
@@ -53,6 +54,10 @@ async def _check_status(response: Any) -> None:
         raise _HttpStatus(status, parse_retry_after(response.headers.get("retry-after")))
 
 
+async def _disconnect(client: Client) -> None:
+    await client.close_async()
+
+
 class RunpodGraphQL:
     """One pooled connection for every key: the key travels per request, not per client."""
 
@@ -60,9 +65,8 @@ class RunpodGraphQL:
         self.url = url
         self.timeout = timeout
         self.policy = policy or RetryPolicy()
-        self._client: Client | None = None
-        self._session: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # One connected client per event loop (per_loop.py): its sockets belong to that loop.
+        self._clients: PerLoop[Client] = PerLoop(self._connect, _disconnect)
 
     async def execute(
         self,
@@ -86,30 +90,17 @@ class RunpodGraphQL:
         return await self.policy.run(once, what=name, repeatable=repeatable)
 
     async def aclose(self) -> None:
-        client, loop = self._client, self._loop
-        self._client, self._session, self._loop = None, None, None
-        # Sockets of a loop that has ended cannot be closed from another: leave them.
-        if client is not None and loop is asyncio.get_running_loop():
-            await client.close_async()
+        await self._clients.aclose()
 
-    async def _connected(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._loop is not loop:
-            # A new event loop (another asyncio.run) cannot reuse the old pool's sockets.
-            transport = HTTPXAsyncTransport(
-                url=self.url, timeout=self.timeout, event_hooks={"response": [_check_status]}
-            )
-            client = Client(
-                transport=transport,
-                fetch_schema_from_transport=False,
-                execute_timeout=self.timeout + 5,
-            )
-            session = await client.connect_async()
-            if self._session is None or self._loop is not loop:
-                self._client, self._session, self._loop = client, session, loop
-            else:  # another call connected meanwhile
-                await client.close_async()
-        return self._session
+    async def _connect(self) -> Client:
+        transport = HTTPXAsyncTransport(
+            url=self.url, timeout=self.timeout, event_hooks={"response": [_check_status]}
+        )
+        client = Client(
+            transport=transport, fetch_schema_from_transport=False, execute_timeout=self.timeout + 5
+        )
+        await client.connect_async()
+        return client
 
     async def _once(
         self,
@@ -118,7 +109,7 @@ class RunpodGraphQL:
         name: str,
         api_key: str,
     ) -> dict[str, Any]:
-        session = await self._connected()
+        session = (await self._clients.get()).session
         try:
             result = await session.execute(
                 GraphQLRequest(request, variable_values=variables or None),

@@ -102,7 +102,7 @@ class RunpodRest(PooledHttp):
             try:
                 async with asyncio.timeout(total_s + self.timeout):
                     async with aconnect_sse(
-                        self._client(),
+                        await self._client(),
                         "GET",
                         f"{self.base_url}{path}",
                         params=params,

@@ -8,7 +8,6 @@ wait ran out), `GET /status/{job}`, `POST /cancel/{job}`, `GET /health` →
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -22,6 +21,7 @@ from visgate.domain.errors import (
 )
 from visgate.kit import parse_retry_after
 from visgate.providers.runpod.messages import scrub
+from visgate.providers.runpod.per_loop import PerLoop
 from visgate.providers.runpod.retry import RetryPolicy, Transient
 
 # /runsync holds the request open while the job runs (Runpod waits up to ~90 s).
@@ -29,28 +29,28 @@ RUNSYNC_EXTRA_READ_S = 95.0
 
 
 class PooledHttp:
-    """One pooled httpx client for every key (the key travels per request), made anew for
-    a new event loop: another `asyncio.run` cannot reuse the old pool's sockets."""
+    """One pooled httpx client for every key (the key travels per request), one per event
+    loop (per_loop.py): another `asyncio.run` cannot reuse the old pool's sockets."""
 
     label = "Runpod"  # who failed to answer, in error messages
 
     def __init__(self, *, timeout: float = 30.0, policy: RetryPolicy | None = None) -> None:
         self.timeout = timeout
         self.policy = policy or RetryPolicy()
-        self._http: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pools: PerLoop[httpx.AsyncClient] = PerLoop(self._new_client, _close_client)
 
-    def _client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._http is None or self._loop is not loop:
-            self._http, self._loop = httpx.AsyncClient(timeout=self.timeout), loop
-        return self._http
+    async def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=self.timeout)
+
+    async def _client(self) -> httpx.AsyncClient:
+        return await self._pools.get()
 
     async def _send(self, what: str, method: str, url: str, **options: Any) -> httpx.Response:
         """One request. A timeout or transport failure is `Transient`, marked `not_sent`
         when the connection never opened (then even a create may be repeated)."""
         try:
-            return await self._client().request(method, url, **options)
+            client = await self._client()
+            return await client.request(method, url, **options)
         except httpx.TimeoutException:
             raise Transient(f"{self.label} did not answer {what} in time") from None
         except httpx.TransportError as exc:
@@ -60,11 +60,11 @@ class PooledHttp:
             ) from None
 
     async def aclose(self) -> None:
-        http, loop = self._http, self._loop
-        self._http, self._loop = None, None
-        # Sockets of a loop that has ended cannot be closed from another: leave them.
-        if http is not None and loop is asyncio.get_running_loop():
-            await http.aclose()
+        await self._pools.aclose()
+
+
+async def _close_client(client: httpx.AsyncClient) -> None:
+    await client.aclose()
 
 
 class ServerlessAPI(PooledHttp):
