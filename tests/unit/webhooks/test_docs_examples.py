@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.unit.webhooks.conftest import ready_event
+from tests.support.webhooks import ready_event
 from visgate.webhooks import generate_secret
 from visgate.webhooks.signing import build_headers
 

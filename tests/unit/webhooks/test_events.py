@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.unit.webhooks.conftest import ready_deployment
+from tests.support.webhooks import ready_deployment
 from visgate.domain.deployment import LogEntry
 from visgate.webhooks import generate_secret, verify_webhook
 from visgate.webhooks.events import EventType, build_delivery

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.unit.webhooks.conftest import FakeDns
+from tests.support.webhooks import FakeDns
 from visgate.domain.errors import ValidationError
 from visgate.webhooks import urls
 from visgate.webhooks.urls import (

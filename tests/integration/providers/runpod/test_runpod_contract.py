@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from tests.fakes.runpod import RunningFakeRunpod
-from tests.integration.providers.conftest import make_spec
+from tests.integration.providers.runpod.conftest import make_spec
 from visgate.domain.errors import NotFoundError, RunpodAPIError, ValidationError
 from visgate.providers.base import GpuProvider
 from visgate.providers.runpod import RunpodProvider

@@ -13,7 +13,7 @@ from tests.fakes.runpod import RunningFakeRunpod
 from visgate.providers.runpod import RunpodProvider
 from visgate.providers.runpod.bootstrap import ensure_shared_template, list_gpu_types
 
-SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "create_runpod_template.py"
+SCRIPT = Path(__file__).resolve().parents[4] / "scripts" / "create_runpod_template.py"
 
 
 async def test_creates_then_updates_the_same_template(

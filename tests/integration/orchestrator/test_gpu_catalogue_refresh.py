@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes import runpod_state
-from tests.unit.orchestrator.conftest import USER_KEY, Plane
+from tests.integration.orchestrator.conftest import USER_KEY, Plane
 from visgate.domain.status import Status
 from visgate.registry.gpus import public_gpus
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.orchestrator.conftest import CallbacksDuringCreate, Plane
+from tests.integration.orchestrator.conftest import CallbacksDuringCreate, Plane
 from visgate.deployments.callback import apply_worker_callback
 from visgate.deployments.schemas import WorkerCallback
 from visgate.domain.deployment import Deployment, ErrorInfo

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.fakes.hub_seed import VALID_TOKEN
-from tests.unit.orchestrator.conftest import USER_KEY, Plane
+from tests.integration.orchestrator.conftest import USER_KEY, Plane
 from visgate.domain.deployment import Deployment, ErrorInfo
 from visgate.domain.errors import SecretNotFoundError
 from visgate.domain.status import Status

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.fakes.runpod import RunningFakeRunpod
-from tests.integration.providers.conftest import make_spec
+from tests.integration.providers.runpod.conftest import make_spec
 from visgate.domain.errors import (
     RunpodAPIError,
     RunpodAuthError,

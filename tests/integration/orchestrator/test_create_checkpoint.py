@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.unit.orchestrator.conftest import Plane
+from tests.integration.orchestrator.conftest import Plane
 from visgate.domain.deployment import Deployment
 from visgate.domain.status import Status
 from visgate.providers.base import EndpointRef, EndpointSpec, GpuProvider

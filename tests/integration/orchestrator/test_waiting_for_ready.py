@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.unit.orchestrator.conftest import USER_KEY, CallbacksDuringCreate, Plane
+from tests.integration.orchestrator.conftest import USER_KEY, CallbacksDuringCreate, Plane
 from visgate.deployments.schemas import WorkerCallback
 from visgate.domain.status import Status
 from visgate.orchestrator.backoff import MAX_TRANSIENT_ATTEMPTS

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.orchestrator.conftest import Plane
+from tests.integration.orchestrator.conftest import Plane
 from visgate.deployments.callback import apply_worker_callback
 from visgate.deployments.schemas import WorkerCallback
 from visgate.domain.deployment import Deployment

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from tests.fakes.runpod import API_KEY
-from tests.unit.orchestrator.conftest import Plane
+from tests.integration.orchestrator.conftest import Plane
 from visgate.domain.deployment import ErrorInfo
 from visgate.domain.status import Status
 from visgate.orchestrator.runner import BackgroundRunner

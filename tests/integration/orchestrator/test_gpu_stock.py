@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.orchestrator.conftest import USER_KEY, Plane
+from tests.integration.orchestrator.conftest import USER_KEY, Plane
 from visgate.domain.status import Status
 from visgate.providers.base import GpuType
 

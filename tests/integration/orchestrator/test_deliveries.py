@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.integration.orchestrator.conftest import Plane
 from tests.support.receivers import WebhookReceiver, webhook_receiver
-from tests.unit.orchestrator.conftest import Plane
 from visgate.auth.api_keys import IssuedKey, issue_key
 from visgate.deployments.service import queue_pending_events
 from visgate.domain.deployment import Deployment

@@ -9,7 +9,8 @@ from email.utils import formatdate
 import httpx
 import pytest
 
-from tests.unit.webhooks.conftest import EVENT_TIME, Receiver, ready_event
+from tests.integration.webhooks.conftest import Receiver
+from tests.support.webhooks import EVENT_TIME, ready_event
 from visgate.kit import parse_retry_after
 from visgate.webhooks import WebhookVerificationError, verify_webhook
 from visgate.webhooks.sender import deliver_once

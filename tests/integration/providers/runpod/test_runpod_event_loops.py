@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.fakes.runpod import RunningFakeRunpod
-from tests.integration.providers.conftest import make_spec
+from tests.integration.providers.runpod.conftest import make_spec
 from visgate.providers.base import GpuProvider
 from visgate.providers.runpod import RunpodProvider, RunpodRestProvider
 

@@ -8,7 +8,8 @@ import ssl
 import httpx
 import pytest
 
-from tests.unit.webhooks.conftest import FakeDns, Receiver, TlsReceiver, ready_event
+from tests.integration.webhooks.conftest import Receiver, TlsReceiver
+from tests.support.webhooks import FakeDns, ready_event
 from visgate.webhooks.sender import deliver_once, new_delivery_client
 
 

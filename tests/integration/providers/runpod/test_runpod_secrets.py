@@ -12,7 +12,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from tests.fakes.runpod import RunningFakeRunpod
-from tests.integration.providers.conftest import make_spec
+from tests.integration.providers.runpod.conftest import make_spec
 from visgate.domain.errors import VisgateError
 from visgate.providers.runpod import RunpodProvider
 from visgate.providers.runpod import provider as provider_module

@@ -8,7 +8,7 @@ import asyncio
 import time
 from typing import Any
 
-from tests.unit.orchestrator.conftest import Plane
+from tests.integration.orchestrator.conftest import Plane
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import StoreAccessError
 from visgate.domain.meter import SAMPLE_SECONDS

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from tests.fakes.runpod import RunningFakeRunpod
-from tests.integration.providers.conftest import make_spec
+from tests.integration.providers.runpod.conftest import make_spec
 from visgate.domain.errors import (
     RunpodAuthError,
     RunpodInsufficientGPUError,

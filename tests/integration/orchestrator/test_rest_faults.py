@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.orchestrator.conftest import Plane
+from tests.integration.orchestrator.conftest import Plane
 from visgate.domain.deployment import Deployment
 from visgate.domain.status import Status
 
