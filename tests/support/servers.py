@@ -1,4 +1,5 @@
-"""`serve_in_thread`: the one way a test runs an ASGI app on a real loopback socket.
+"""`serve_in_thread`: the one way a test runs an ASGI app on a real loopback socket
+(`serve_handler_in_thread` the same for a standard-library request handler).
 
 The socket is bound (port 0) before the server thread starts, so no other process can take
 the port between choosing it and listening on it; the block is entered only once the server
@@ -11,6 +12,7 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import uvicorn
@@ -105,3 +107,21 @@ def serve_in_thread(app: Any, **config: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(STOP_TIMEOUT_S)
         sock.close()
+
+
+@contextlib.contextmanager
+def serve_handler_in_thread(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve a standard-library request handler on 127.0.0.1 from a daemon thread; yield its
+    base URL. For fakes that need the raw connection (a chunked stream cut mid-body), which
+    an ASGI app cannot produce. The server binds in its constructor, before the thread
+    starts, and accepts as soon as `serve_forever` runs; connections made earlier wait in
+    the listen backlog."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="test-handler-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(STOP_TIMEOUT_S)

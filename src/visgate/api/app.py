@@ -4,6 +4,7 @@ background loops, so the API itself never imports the orchestrator."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
@@ -84,6 +85,8 @@ def create_app(
     app.state.deployments_gauge = Gauge(
         "visgate_deployments", "Deployments by status.", ["status"], registry=registry
     )
+    # The auth cache's clock; a test moves it instead of sleeping through the window.
+    app.state.auth_clock = time.monotonic
     app.state.auth_cache = {}
     app.state.auth_misses = {}
     app.state.auth_failures = MemoryRateLimiter(AUTH_FAILURES_PER_MINUTE)

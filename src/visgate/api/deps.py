@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Annotated, Any
 
 import structlog
@@ -90,7 +89,7 @@ async def _resolve(request: Request, services: Services, key_hash: str) -> ApiKe
     one address, the next ones answer 429 without a store read (a key that address already
     used successfully still works from the cache)."""
     state = request.app.state
-    now = time.monotonic()
+    now = state.auth_clock()
     known = state.auth_cache.get(key_hash)
     if known is not None and known[0] > now:
         return known[1]  # type: ignore[no-any-return]

@@ -7,6 +7,8 @@ from visgate.settings import ProviderKind, RunpodApi, Settings
 
 
 def build_provider(settings: Settings) -> GpuProvider:
+    # Imported per branch: only the configured provider's client stack (gql for GraphQL,
+    # the local worker runner) loads at start-up.
     if settings.provider is ProviderKind.local:
         from visgate.providers.local import LocalProvider
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from visgate.api.app import create_app
 from visgate.auth.api_keys import IssuedKey, issue_key
@@ -22,6 +23,7 @@ class Api:
     services: Services
     keys: dict[str, IssuedKey]
     db_path: Path
+    app: FastAPI
 
     def auth(self, name: str = "alice") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[name].api_key}"}
@@ -59,7 +61,7 @@ async def make_api(tmp_path: Path) -> AsyncIterator[Any]:
         )
         opened.append((lifespan, services, client))
         keys = {name: await issue_key(services, name) for name in ("alice", "bob")}
-        return Api(client=client, services=services, keys=keys, db_path=settings.db_path)
+        return Api(client=client, services=services, keys=keys, db_path=settings.db_path, app=app)
 
     yield factory
     for lifespan, services, client in opened:

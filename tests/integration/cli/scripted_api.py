@@ -8,13 +8,14 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+
+from tests.support.servers import serve_handler_in_thread
 
 DEP = "dep_0123456789abcdef"
 T0 = 1_790_000_000.0  # the fake service's clock: far from this machine's "now"
@@ -102,14 +103,8 @@ class Request(BaseHTTPRequestHandler):
 @pytest.fixture
 def fake_api() -> Iterator[tuple[str, type[Request]]]:
     handler = type("ScriptedRequest", (Request,), {"routes": {}, "seen": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_handler_in_thread(handler) as url:
+        yield url, handler
 
 
 def visgate(

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from tests.integration.orchestrator.conftest import Plane
+from tests.support.waiting import eventually
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import StoreAccessError
 from visgate.domain.meter import SAMPLE_SECONDS
@@ -59,11 +60,10 @@ async def test_stopping_mid_step_hands_the_record_back(plane: Plane) -> None:
     plane.runpod.state.latency_s = 1.0  # the create step is in a slow call
     stop = asyncio.Event()
     loop = asyncio.create_task(plane.reconciler.run_forever(stop))
-    deadline = time.monotonic() + 5
-    while (await plane.store.deployments.get(dep.id)).lease_token is None:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.2)
+    calls_before = len(plane.runpod.state.calls)
+    await eventually(
+        lambda: len(plane.runpod.state.calls) > calls_before, what="the create step's first call"
+    )
 
     stop.set()
     plane.services.poke()
@@ -97,12 +97,12 @@ async def test_loop_outlives_a_store_that_refuses_access_then_goes_on(
     stop = asyncio.Event()
     loop = asyncio.create_task(plane.reconciler.run_forever(stop))
     try:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+
+        async def ready_step_ran() -> bool:
             assert not loop.done(), "the loop died of a store refusal"
-            if _only_metering_left(await deployments.get(dep.id)):  # the ready step ran
-                break
-            await asyncio.sleep(0.05)
+            return _only_metering_left(await deployments.get(dep.id))
+
+        await eventually(ready_step_ran, within=5, what="the ready step")
         assert deployments.refusals == 0
         assert _only_metering_left(await deployments.get(dep.id))
     finally:

@@ -5,11 +5,11 @@ unless the operator sweeps explicitly; VISGATE_SWEEP_INTERVAL=0 turns it off."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from tests.fakes.runpod import API_KEY
 from tests.integration.orchestrator.conftest import Plane
+from tests.support.waiting import eventually
 from visgate.domain.deployment import ErrorInfo
 from visgate.domain.status import Status
 from visgate.orchestrator.runner import BackgroundRunner
@@ -45,11 +45,13 @@ async def test_periodic_sweep_deletes_dead_endpoints_and_only_logs_strangers(
     runner = BackgroundRunner(plane.services)
     await runner.start()
     try:
-        deadline = time.monotonic() + 10
-        while _exists(plane, dead):
-            assert time.monotonic() < deadline, "the periodic sweep never ran"
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)  # a few more sweeps
+        await eventually(lambda: not _exists(plane, dead), what="the periodic sweep")
+        swept = len(plane.runpod.state.calls_of("ListEndpoints"))
+        # A few more sweeps: none of them touches the stranger or the live endpoint.
+        await eventually(
+            lambda: len(plane.runpod.state.calls_of("ListEndpoints")) >= swept + 3,
+            what="three more sweeps",
+        )
     finally:
         await runner.stop()
     assert _exists(plane, STRANGER)
