@@ -98,3 +98,13 @@ class DocumentBackend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+async def hold_lease(
+    backend: DocumentBackend, kind: str, doc_id: str, lease_token: str | None, *, until: float
+) -> bool:
+    """Extend a claimed document's lease to `until`; False when it is no longer held (or
+    was never claimed: no token), so the caller stops and drops its result."""
+    if lease_token is None:
+        return False
+    return await backend.extend_lease(kind, doc_id, lease_token=lease_token, expires_at=until)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from visgate.domain.errors import ConflictError
 from visgate.domain.records import WebhookDelivery
-from visgate.store.base import DocumentBackend
+from visgate.store.base import DocumentBackend, hold_lease
 from visgate.store.cursors import listed_doc
 
 DELIVERIES = "webhook_deliveries"
@@ -41,13 +41,12 @@ class DeliveryRepository:
     async def extend_lease(self, delivery: WebhookDelivery, lease_seconds: float) -> bool:
         """Keep holding `delivery` for `lease_seconds` from now (a slow receiver must not let
         another instance send it again); False when its lease was lost."""
-        if delivery.lease_token is None:
-            return False
-        return await self.backend.extend_lease(
+        return await hold_lease(
+            self.backend,
             DELIVERIES,
             delivery.id,
-            lease_token=delivery.lease_token,
-            expires_at=self.clock() + lease_seconds,
+            delivery.lease_token,
+            until=self.clock() + lease_seconds,
         )
 
     async def save(self, delivery: WebhookDelivery, *, lease_token: str | None) -> WebhookDelivery:

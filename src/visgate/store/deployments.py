@@ -16,7 +16,7 @@ from typing import Any
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import DeploymentNotFoundError, StaleWriteError
 from visgate.domain.status import Status, check_transition
-from visgate.store.base import DEPLOYMENTS, DocumentBackend
+from visgate.store.base import DEPLOYMENTS, DocumentBackend, hold_lease
 from visgate.store.cursors import decode_cursor, encode_cursor, sort_key
 
 
@@ -115,13 +115,8 @@ class DeploymentRepository:
 
     async def extend_lease(self, dep: Deployment, lease_seconds: float) -> bool:
         """Keep holding `dep` for `lease_seconds` from now; False when its lease was lost."""
-        if dep.lease_token is None:
-            return False
-        return await self.backend.extend_lease(
-            DEPLOYMENTS,
-            dep.id,
-            lease_token=dep.lease_token,
-            expires_at=self.clock() + lease_seconds,
+        return await hold_lease(
+            self.backend, DEPLOYMENTS, dep.id, dep.lease_token, until=self.clock() + lease_seconds
         )
 
     async def count_by_status(self) -> dict[str, int]:
