@@ -94,7 +94,7 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
     secret_store = overrides.pop("secrets", None) or _build_secrets(settings)
     # None: build from settings; False: leave out (e.g. `visgate keys` needs no provider).
     provider = overrides.pop("provider", None)
-    provider = _build_provider(settings) if provider is None else (provider or None)
+    provider = build_provider(settings) if provider is None else (provider or None)
     hub = overrides.pop("hub", None)
     hub = _build_hub(settings) if hub is None else (hub or None)
     return Services(
@@ -117,10 +117,6 @@ def _build_secrets(settings: Settings) -> SecretStore:
         local_key=key,
         project_id=settings.gcp_project_id,
     )
-
-
-def _build_provider(settings: Settings) -> GpuProvider | None:
-    return build_provider(settings)
 
 
 def _build_hub(settings: Settings) -> HubValidator:

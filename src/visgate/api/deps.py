@@ -16,6 +16,7 @@ from visgate.domain.errors import (
     UnauthorizedError,
 )
 from visgate.domain.records import ApiKey, hash_api_key
+from visgate.kit import retry_after_header
 from visgate.services import Services
 
 _AUTH_CACHE_TTL_S = 5.0
@@ -78,7 +79,7 @@ async def current_key(request: Request, services: ServicesDep) -> ApiKey:
     if retry_after is not None:
         raise RateLimitedError(
             f"over {services.settings.rate_limit_per_minute} requests per minute for this key",
-            headers={"Retry-After": str(int(retry_after))},
+            headers=retry_after_header(retry_after),
         )
     return key
 
@@ -99,7 +100,7 @@ async def _resolve(request: Request, services: Services, key_hash: str) -> ApiKe
     if retry_after is not None:
         raise RateLimitedError(
             "too many requests with unknown API keys from this address",
-            headers={"Retry-After": str(int(retry_after))},
+            headers=retry_after_header(retry_after),
         )
     miss_until = state.auth_misses.get(key_hash)
     if miss_until is None or miss_until <= now:

@@ -17,6 +17,11 @@ from visgate.store.rate_limits import RateLimitCounters
 WINDOW_S = 60
 
 
+def _until_next_window(now: float) -> float:
+    """Whole seconds, at least one, until the window that holds `now` ends."""
+    return max(1.0, math.ceil((now // WINDOW_S + 1) * WINDOW_S - now))
+
+
 class RateLimiter(Protocol):
     async def hit(self, key_id: str) -> float | None:
         """Count one request; None if allowed, else seconds until the window reopens."""
@@ -35,7 +40,7 @@ class MemoryRateLimiter:
         window = int(now // WINDOW_S)
         current, count = self._windows.get(key_id, (window, 0))
         if current == window and count >= self.limit:
-            return max(1.0, math.ceil((window + 1) * WINDOW_S - now))
+            return _until_next_window(now)
         return None
 
     async def hit(self, key_id: str) -> float | None:
@@ -49,7 +54,7 @@ class MemoryRateLimiter:
         count += 1
         self._windows[key_id] = (window, count)
         if count > self.limit:
-            return max(1.0, math.ceil((window + 1) * WINDOW_S - now))
+            return _until_next_window(now)
         return None
 
 
@@ -61,6 +66,5 @@ class StoreRateLimiter:
     async def hit(self, key_id: str) -> float | None:
         count = await self.counters.count_request(key_id, WINDOW_S)
         if count > self.limit:
-            now = self.counters.clock()
-            return max(1.0, math.ceil((int(now // WINDOW_S) + 1) * WINDOW_S - now))
+            return _until_next_window(self.counters.clock())
         return None
