@@ -60,7 +60,10 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def current_key(request: Request, services: ServicesDep) -> ApiKey:
+async def current_key(request: Request) -> ApiKey:
+    """The caller's API key. Takes the services from the app rather than as a dependency:
+    every sub-dependency is one more resolution pass on every authenticated request."""
+    services: Services = request.app.state.services
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()

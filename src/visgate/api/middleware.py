@@ -5,8 +5,8 @@ body-size cap, and request metrics labelled by route template.
 from __future__ import annotations
 
 import json
+import random
 import re
-import secrets
 import time
 from typing import Any
 
@@ -23,6 +23,11 @@ _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"
 
 def method_label(method: str) -> str:
     return method if method in _METHODS else "other"
+
+
+def _new_request_id() -> str:
+    """Unique, not secret: the process's seeded PRNG, not a system call per request."""
+    return f"req_{random.getrandbits(64):016x}"
 
 
 def _envelope(status: int, type_: str, message: str, request_id: str) -> bytes:
@@ -54,7 +59,7 @@ class RequestContextMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else "req_" + secrets.token_hex(8)
+        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)

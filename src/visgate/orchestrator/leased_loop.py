@@ -34,6 +34,9 @@ class LeasedLoop(ABC, Generic[Item, Outcome]):
     name: ClassVar[str]
     finish_on_stop: ClassVar[bool] = False
     first_idle_wait_s: ClassVar[float] = 0.05  # doubles while idle, up to `poll_interval`
+    # After a wake, how long to let further wakes gather before claiming: a burst of pokes
+    # (one per POST) is then claimed in one query instead of one query per poke.
+    wake_coalesce_s: ClassVar[float] = 0.0
 
     def __init__(
         self,
@@ -96,12 +99,15 @@ class LeasedLoop(ABC, Generic[Item, Outcome]):
             await asyncio.gather(*list(self._running), return_exceptions=True)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Claim while there is work; when there is none, wait for the wake event with a
-        wait that doubles up to `poll_interval` (records that come due by the clock alone)."""
+        """Claim while capacity runs out before the due records do; otherwise wait for the
+        wake event (a poke: new work, or a settled record due again at once) with a wait
+        that doubles up to `poll_interval` while idle (records that come due by the clock
+        alone)."""
         idle_wait = self.first_idle_wait_s
         try:
             while not stop.is_set():
                 self.wake.clear()
+                free = self.concurrency - len(self._running)
                 try:
                     claimed = await self.run_once()
                 except STORE_TROUBLE as exc:
@@ -111,9 +117,12 @@ class LeasedLoop(ABC, Generic[Item, Outcome]):
                     claimed = 0
                 if claimed:
                     idle_wait = self.first_idle_wait_s
-                    continue
+                    if claimed >= free:  # capacity ran out first: more may be due now
+                        continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=idle_wait)
+                if self.wake.is_set() and self.wake_coalesce_s > 0:
+                    await asyncio.sleep(self.wake_coalesce_s)
                 idle_wait = min(self.poll_interval, idle_wait * 2)
         finally:
             await self.shutdown()

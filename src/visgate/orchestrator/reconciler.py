@@ -82,6 +82,7 @@ def _succeeded(result: StepResult) -> StepResult:
 
 class Reconciler(LeasedLoop[Deployment, StepResult]):
     name = "reconciler"
+    wake_coalesce_s = 0.005  # a step's first Runpod or hub call takes far longer
 
     def __init__(self, services: Services, *, owner: str | None = None) -> None:
         settings = services.settings

@@ -1,36 +1,27 @@
 """SQLite backend: the embedded default, one file, safe for several processes.
 
-WAL lets readers run beside the one writer; `busy_timeout` makes a second process wait for
-the write lock instead of failing. Every call runs on one dedicated thread per process, so
-the connection is never shared across threads and the event loop never blocks on disk.
-A claim is a single `UPDATE ... RETURNING`, atomic under SQLite's write lock.
+WAL lets readers run beside the one writer. Keyed reads and one-row writes run on the event
+loop and anything that could wait (a busy file, a scan) on one thread per process
+(sqlite_runner.py says why). A claim is a single `UPDATE ... RETURNING`, atomic under
+SQLite's write lock; every write is one transaction.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import secrets
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
-
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
+from typing import Any
 
 from visgate.domain.errors import (
     ConflictError,
     LeaseLostError,
     StaleWriteError,
-    StoreUnavailableError,
 )
 from visgate.store.base import LEASE_FIELDS
-
-T = TypeVar("T")
-
-_BUSY_TIMEOUT_S = 30.0
+from visgate.store.sqlite_runner import SqliteRunner
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -70,26 +61,6 @@ def _row_to_doc(row: sqlite3.Row) -> dict[str, Any]:
     return doc
 
 
-def _is_locked(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and (
-        "locked" in str(exc) or "busy" in str(exc)
-    )
-
-
-def _switch_to_wal(conn: sqlite3.Connection) -> None:
-    """Switching a fresh file to WAL answers "database is locked" at once (the busy timeout
-    does not apply) while another process does the same, so the switch is retried; any
-    other error (a bad path, a corrupt file) is raised at once."""
-    for attempt in Retrying(
-        stop=stop_after_delay(_BUSY_TIMEOUT_S),
-        wait=wait_random(0.005, 0.05),
-        retry=retry_if_exception(_is_locked),
-        reraise=True,
-    ):
-        with attempt:
-            conn.execute("PRAGMA journal_mode=WAL")
-
-
 def _body(doc: dict[str, Any]) -> str:
     return json.dumps(
         {k: v for k, v in doc.items() if k not in LEASE_FIELDS and k != "version"},
@@ -100,34 +71,8 @@ def _body(doc: dict[str, Any]) -> str:
 class SqliteBackend:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        self._conn: sqlite3.Connection | None = None
+        self.runner = SqliteRunner(self.path, _SCHEMA)
         self._closed = False
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_S)
-            try:
-                conn.row_factory = sqlite3.Row
-                _switch_to_wal(conn)
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
-                conn.executescript(_SCHEMA)
-            except BaseException:
-                conn.close()
-                raise
-            self._conn = conn
-        return self._conn
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            try:
-                return fn(self._connect())
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailableError(f"sqlite: {exc}") from exc
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     async def insert(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
         new = {**doc, "version": 1}
@@ -149,7 +94,7 @@ class SqliteBackend:
             except sqlite3.IntegrityError as exc:
                 raise ConflictError(f"{kind} {new['id']} already exists") from exc
 
-        await self._run(op)
+        await self.runner.run(op, write=True)
         return new
 
     async def get(self, kind: str, doc_id: str) -> dict[str, Any] | None:
@@ -159,7 +104,7 @@ class SqliteBackend:
             ).fetchone()
             return _row_to_doc(row) if row else None
 
-        return await self._run(op)
+        return await self.runner.run(op, write=False)
 
     async def replace(
         self,
@@ -199,13 +144,14 @@ class SqliteBackend:
                 raise LeaseLostError(f"lease on {kind} {doc_id} was lost")
             raise StaleWriteError(f"{kind} {doc_id} changed since it was read")
 
-        return await self._run(op)
+        return await self.runner.run(op, write=True)
 
     async def delete(self, kind: str, doc_id: str) -> None:
-        await self._run(
+        await self.runner.run(
             lambda conn: conn.execute(
                 "DELETE FROM documents WHERE kind = ? AND id = ?", (kind, doc_id)
-            )
+            ),
+            write=True,
         )
 
     async def query(
@@ -227,8 +173,8 @@ class SqliteBackend:
             f"SELECT {_COLUMNS} FROM documents WHERE {' AND '.join(clauses)}"
             " ORDER BY sort_key DESC LIMIT ?"
         )
-        return await self._run(
-            lambda conn: [_row_to_doc(r) for r in conn.execute(sql, params).fetchall()]
+        return await self.runner.run(
+            lambda conn: [_row_to_doc(r) for r in conn.execute(sql, params).fetchall()], write=False
         )
 
     async def claim_due(
@@ -250,7 +196,7 @@ class SqliteBackend:
             ).fetchall()
             return [_row_to_doc(r) for r in rows]
 
-        return await self._run(op)
+        return await self.runner.run(op, write=True)
 
     async def extend_lease(
         self, kind: str, doc_id: str, *, lease_token: str, expires_at: float
@@ -263,7 +209,7 @@ class SqliteBackend:
             )
             return cur.rowcount == 1
 
-        return await self._run(op)
+        return await self.runner.run(op, write=True)
 
     async def increment(self, kind: str, doc_id: str, *, now: float, expires_at: float) -> int:
         def op(conn: sqlite3.Connection) -> int:
@@ -279,7 +225,7 @@ class SqliteBackend:
             ).fetchone()
             return int(row["version"])
 
-        return await self._run(op)
+        return await self.runner.run(op, write=True)
 
     async def add_within(
         self,
@@ -319,7 +265,7 @@ class SqliteBackend:
             ).fetchone()
             return _row_to_doc(row) if row else None
 
-        return await self._run(op)
+        return await self.runner.run(op, write=True)
 
     async def count_by_status(self, kind: str) -> dict[str, int]:
         def op(conn: sqlite3.Connection) -> dict[str, int]:
@@ -329,30 +275,25 @@ class SqliteBackend:
             ).fetchall()
             return {r["status"]: r["n"] for r in rows if r["status"] is not None}
 
-        return await self._run(op)
+        return await self.runner.run(op, write=False, inline=False)
 
     async def purge_expired(self, kind: str, *, now: float) -> int:
-        return await self._run(
+        return await self.runner.run(
             lambda conn: (
                 conn.execute(
                     "DELETE FROM documents WHERE kind = ? AND expires_at IS NOT NULL AND expires_at < ?",
                     (kind, now),
                 ).rowcount
-            )
+            ),
+            write=True,
+            inline=False,
         )
 
     async def ping(self) -> None:
-        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+        await self.runner.run(lambda conn: conn.execute("SELECT 1").fetchone(), write=False)
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
-
-        def close() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
-        self._executor.shutdown(wait=True)
+        await self.runner.aclose()

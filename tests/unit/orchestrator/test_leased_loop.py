@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from tests.support.waiting import eventually
 from visgate.orchestrator.leased_loop import LeasedLoop
 
 LEASE_S = 0.15  # the heartbeat extends every 0.05 s
@@ -112,6 +113,30 @@ async def test_a_wake_ends_the_idle_wait() -> None:
     loop.wake.set()
     await asyncio.wait_for(running, 2)
     assert loop.settled == [(1, "done 1")]
+
+
+async def test_a_burst_of_wakes_is_claimed_in_a_few_queries() -> None:
+    class Coalescing(MemoryLoop):
+        first_idle_wait_s = 60.0
+        wake_coalesce_s = 0.02
+
+    loop = Coalescing([], concurrency=100)
+    stop = asyncio.Event()
+    running = asyncio.create_task(loop.run_forever(stop))
+    await asyncio.wait_for(loop.asked.wait(), 2)
+    records = [Record(i) for i in range(40)]
+    for record in records:  # 40 POSTs, each adding a record and poking the loop
+        record.may_finish.set()
+        loop.due.append(record)
+        loop.wake.set()
+        await asyncio.sleep(0.001)
+
+    await eventually(lambda: len(loop.settled) == len(records), within=2, what="all settled")
+    stop.set()
+    loop.wake.set()
+    await asyncio.wait_for(running, 2)
+    # One query per poke would be 40; the pokes within each 20 ms window share one.
+    assert len(loop.claims) <= 8
 
 
 async def _stopped_mid_work(loop: MemoryLoop, record: Record) -> asyncio.Task[None]:

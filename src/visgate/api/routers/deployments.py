@@ -22,14 +22,15 @@ router = APIRouter(prefix="/v1/deployments", tags=["deployments"], responses=ERR
 
 
 def _accepted(dep: Deployment) -> dict[str, object]:
-    return DeploymentAccepted(
-        deployment_id=dep.id,
-        status=dep.status.value,
-        model_id=dep.model_id,
-        estimated_ready_seconds=estimated_ready_seconds(dep.model_id),
-        webhook_url=dep.user_webhook_url,
-        created_at=iso(dep.created_at) or "",
-    ).model_dump()
+    """The 202 body; FastAPI checks it against `DeploymentAccepted` once, on the way out."""
+    return {
+        "deployment_id": dep.id,
+        "status": dep.status.value,
+        "model_id": dep.model_id,
+        "estimated_ready_seconds": estimated_ready_seconds(dep.model_id),
+        "webhook_url": dep.user_webhook_url,
+        "created_at": iso(dep.created_at) or "",
+    }
 
 
 @router.post(
