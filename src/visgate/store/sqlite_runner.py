@@ -8,10 +8,10 @@ inline, on a connection that never waits for a lock (`busy_timeout=0`): a write 
 finds the database busy (another process writing, or this process's thread mid-write) goes
 to the thread, whose connection waits up to the busy timeout. Scans (`inline=False`) always
 go to the thread. The inline connection never checkpoints (a checkpoint syncs files): the
-thread runs one every `CHECKPOINT_EVERY` inline writes, in RESTART mode, which holds new
-writers off (inline ones fall back to the thread meanwhile) so that the next write starts
-the WAL over; a passive one never catches up with a steady stream of writes, and the WAL
-would grow without end.
+thread runs one every `CHECKPOINT_EVERY` inline writes, in RESTART mode, and the writes that
+come meanwhile queue behind it on the thread, so that the first of them starts the WAL over.
+(A passive checkpoint racing a steady stream of inline writes never catches up, and the WAL
+grows without end.)
 
 Every write is one transaction on either path, so a call that fails part-way leaves nothing.
 """
@@ -89,6 +89,8 @@ class SqliteRunner:
     async def run(
         self, fn: Callable[[sqlite3.Connection], T], *, write: bool, inline: bool = True
     ) -> T:
+        if write and self._checkpoint is not None and not self._checkpoint.done():
+            inline = False  # queue behind it: the first write after it restarts the WAL
         if inline:
             conn = self._inline_connection()
             if conn is not None:
