@@ -1,15 +1,14 @@
 """`SECRETS=local`: user secrets encrypted with Fernet in a small SQLite file.
 
 SQLite gives atomic, crash-safe writes and safe concurrent use by several processes on one
-machine (WAL, busy timeout) without a lock file of our own. Calls run on one thread that
-keeps one connection open (a fresh connection per call cost more CPU than the write).
+machine (WAL, busy timeout) without a lock file of our own. Calls run like the record
+store's (store/sqlite_runner.py): on the event loop unless the file is busy.
 Only Fernet tokens reach the disk. The key comes from `VISGATE_SECRET_KEY` (one key, or `new,old,...` while rotating) or
 from a 0600 key file created once beside the database.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
@@ -17,9 +16,7 @@ import sqlite3
 import stat
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
 
 import structlog
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -27,9 +24,9 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_r
 
 from visgate.domain.errors import SecretNotFoundError, SecretStoreError
 from visgate.secrets.naming import check_ids
+from visgate.store.sqlite_runner import SqliteRunner
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
 
 REF_PREFIX = "local:"
 KEY_FILE_NAME = "secret.key"
@@ -103,9 +100,8 @@ class LocalSecretStore:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         key_source = key or load_or_create_key_file(self._path.parent / KEY_FILE_NAME)
         self._fernet = parse_keys(key_source)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="secrets")
-        self._conn: sqlite3.Connection | None = None  # used on the executor's thread only
         self._init_db()
+        self._runner = SqliteRunner(self._path, _SCHEMA)
         if key and "," in key:
             rotated = self._rotate()
             log.info("secret_keys_rotated", rows=rotated)
@@ -120,12 +116,14 @@ class LocalSecretStore:
     async def put(self, deployment_id: str, name: str, value: str) -> str:
         check_ids(deployment_id, name)
         token = self._fernet.encrypt(value.encode("utf-8"))
-        await self._run(lambda conn: self._write(conn, deployment_id, name, token))
+        await self._runner.run(
+            lambda conn: self._write(conn, deployment_id, name, token), write=True
+        )
         return self.ref_for(deployment_id, name)
 
     async def get(self, ref: str) -> str:
         owner, name = _parse_ref(ref)
-        token = await self._run(lambda conn: self._read(conn, owner, name))
+        token = await self._runner.run(lambda conn: self._read(conn, owner, name), write=False)
         if token is None:
             raise SecretNotFoundError(f"secret {ref} does not exist (deleted or never stored)")
         try:
@@ -137,27 +135,11 @@ class LocalSecretStore:
             ) from None
 
     async def delete_for(self, deployment_id: str) -> None:
-        await self._run(lambda conn: self._delete_owner(conn, deployment_id))
+        await self._runner.run(lambda conn: self._delete_owner(conn, deployment_id), write=True)
 
     async def aclose(self) -> None:
-        """Close the connection; a later call opens a new one."""
-
-        def close() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._conn is None:
-                self._conn = self._connect()
-            return fn(self._conn)
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
-
-    # --- blocking helpers, run on the store's thread -------------------------------------
+        """Close the connections; a later call opens new ones."""
+        await self._runner.aclose()
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self._path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)

@@ -76,7 +76,7 @@ class SqliteRunner:
     def __init__(self, path: Path, schema: str) -> None:
         self.path = path
         self.schema = schema
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # the thread's
         self._inline: sqlite3.Connection | None = None
         self._inline_thread: int | None = None  # the thread that owns `_inline`
@@ -115,7 +115,12 @@ class SqliteRunner:
                 raise StoreUnavailableError(f"sqlite: {exc}") from exc
 
         self.thread_calls += 1
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await asyncio.get_running_loop().run_in_executor(self._thread(), call)
+
+    def _thread(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        return self._executor
 
     def _thread_connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -157,7 +162,7 @@ class SqliteRunner:
         if self._checkpoint is not None and not self._checkpoint.done():
             return
         self._writes_since_checkpoint = 0
-        self._checkpoint = self._executor.submit(self._checkpoint_wal)
+        self._checkpoint = self._thread().submit(self._checkpoint_wal)
 
     def _checkpoint_wal(self) -> None:
         try:
@@ -166,14 +171,19 @@ class SqliteRunner:
             pass
 
     async def aclose(self) -> None:
+        """Close both connections and the thread; a later call opens them again."""
         if self._inline is not None:
             self._inline.close()
-            self._inline = None
+            self._inline = self._inline_thread = None
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
 
         def close() -> None:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            self._ready = False
 
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
-        self._executor.shutdown(wait=True)
+        await asyncio.get_running_loop().run_in_executor(executor, close)
+        executor.shutdown(wait=True)
