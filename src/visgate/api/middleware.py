@@ -52,6 +52,8 @@ class RequestContextMiddleware:
         self.max_body_bytes = max_body_bytes
         self.requests = requests
         self.latency = latency
+        # Bounded: methods outside _METHODS share "other", templates are the app's routes.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,9 +88,22 @@ class RequestContextMiddleware:
             await self.app(scope, self._capped(receive), send_wrapper)
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
-        method = method_label(scope.get("method", "GET"))
-        self.requests.labels(method, template, str(status_holder["code"])).inc()
-        self.latency.labels(method, template).observe(time.perf_counter() - started)
+        count, latency = self._series(scope.get("method", "GET"), template, status_holder["code"])
+        count.inc()
+        latency.observe(time.perf_counter() - started)
+
+    def _series(self, method: str, template: str, status: int) -> tuple[Any, Any]:
+        """The two metric children for a request, looked up once per label set (a
+        `labels()` call takes a lock and builds the key on every request)."""
+        key = (method_label(method), template, status)
+        found = self._children.get(key)
+        if found is None:
+            found = (
+                self.requests.labels(key[0], template, str(status)),
+                self.latency.labels(key[0], template),
+            )
+            self._children[key] = found
+        return found
 
     def _capped(self, receive: Receive) -> Receive:
         seen = 0
