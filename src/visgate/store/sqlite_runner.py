@@ -7,11 +7,17 @@ inline, on a connection that never waits for a lock (`busy_timeout=0`): a write 
 `BEGIN IMMEDIATE`, which either takes the write lock at once or fails at once. A call that
 finds the database busy (another process writing, or this process's thread mid-write) goes
 to the thread, whose connection waits up to the busy timeout. Scans (`inline=False`) always
-go to the thread. The inline connection never checkpoints (a checkpoint syncs files): the
-thread runs one every `CHECKPOINT_EVERY` inline writes, in RESTART mode, and the writes that
-come meanwhile queue behind it on the thread, so that the first of them starts the WAL over.
-(A passive checkpoint racing a steady stream of inline writes never catches up, and the WAL
-grows without end.)
+go to the thread.
+
+Checkpoints copy the WAL into the database file and sync it, milliseconds of work that the
+loop leaves to the thread: every `CHECKPOINT_EVERY` inline writes the thread runs a passive
+checkpoint, which never holds a writer up. Inline writes go on meanwhile, so it cannot copy
+everything, and a WAL starts over only once all of it is copied: the first inline write
+after the thread's checkpoint copies the few frames written since (well under a millisecond)
+with a RESTART checkpoint that does not wait, and the next write starts the WAL over. Writes
+are never sent to the thread to wait behind a checkpoint: a thread write holds the write
+lock while it waits for the GIL, every inline write that meets that lock follows it onto
+the thread, and the queue feeds itself.
 
 Every write is one transaction on either path, so a call that fails part-way leaves nothing.
 """
@@ -89,8 +95,6 @@ class SqliteRunner:
     async def run(
         self, fn: Callable[[sqlite3.Connection], T], *, write: bool, inline: bool = True
     ) -> T:
-        if write and self._checkpoint is not None and not self._checkpoint.done():
-            inline = False  # queue behind it: the first write after it restarts the WAL
         if inline:
             conn = self._inline_connection()
             if conn is not None:
@@ -157,17 +161,28 @@ class SqliteRunner:
 
     def _count_write(self) -> None:
         self._writes_since_checkpoint += 1
-        if self._writes_since_checkpoint < CHECKPOINT_EVERY:
+        if self._checkpoint is not None:
+            if self._checkpoint.done():
+                self._checkpoint = None
+                self._finish_checkpoint()
             return
-        if self._checkpoint is not None and not self._checkpoint.done():
-            return
-        self._writes_since_checkpoint = 0
-        self._checkpoint = self._thread().submit(self._checkpoint_wal)
+        if self._writes_since_checkpoint >= CHECKPOINT_EVERY:
+            self._writes_since_checkpoint = 0
+            self._checkpoint = self._thread().submit(self._passive_checkpoint)
 
-    def _checkpoint_wal(self) -> None:
+    def _passive_checkpoint(self) -> None:
         try:
-            self._thread_connection().execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
-        except sqlite3.Error:  # the next one, or the thread's own autocheckpoint, catches up
+            self._thread_connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:  # the next round, or the thread's own autocheckpoint, catches up
+            pass
+
+    def _finish_checkpoint(self) -> None:
+        """Copy what was written during the thread's checkpoint, inline and without waiting
+        (busy: a reader of another process is on the WAL; the next round tries again)."""
+        assert self._inline is not None
+        try:
+            self._inline.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+        except sqlite3.Error:
             pass
 
     async def aclose(self) -> None:
