@@ -2,19 +2,22 @@
 
 Built once per process by `build_services`; tests build it with fakes in place. The API and
 the reconciler both take a `Services`, so neither constructs a backend itself. Process-wide
-state that is not a backend lives here too (the GPU catalogue, the loops' wake events), so a
-second `Services` (a test, a CLI command) never shares it by accident.
+state that is not a backend lives here too (the GPU catalogue, the loops' wake events, the
+webhook sender's hand-off), so a second `Services` (a test, a CLI command) never shares it
+by accident.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
 from visgate.auth.callback_tokens import CallbackTokens, load_callback_key
+from visgate.domain.records import WebhookDelivery
 from visgate.providers.base import GpuProvider
 from visgate.providers.factory import build_provider
 from visgate.registry.catalogue import GpuCatalogue
@@ -26,6 +29,9 @@ from visgate.store.repositories import Store
 
 if TYPE_CHECKING:
     from visgate.hub import HubValidator
+
+# Takes a new delivery to send at once; False when it cannot (no room): queue it instead.
+DeliveryHandoff = Callable[[WebhookDelivery], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,9 @@ class Services:
     wakes: Wakes = field(default_factory=Wakes)
     # Pools selection and pricing use; the reconciler overlays the provider's live list.
     catalogue: GpuCatalogue = field(default_factory=GpuCatalogue)
+    # Set while a webhook sender runs in this process (the orchestrator registers it), so
+    # the paths that queue an event hand it straight over without importing orchestrator/.
+    delivery_handoff: DeliveryHandoff | None = None
 
     def callback_url(self, deployment_id: str) -> str:
         return f"{self.settings.public_base_url}/internal/deployment-ready/{deployment_id}"
@@ -58,6 +67,13 @@ class Services:
     def poke_deliveries(self) -> None:
         """Wake the in-process webhook sender: a delivery is due now."""
         self.wakes.deliveries.set()
+
+    async def send_delivery_now(self, delivery: WebhookDelivery) -> bool:
+        """Hand a new delivery to this process's webhook sender, which writes it leased to
+        itself and sends it at once: no claim, no wait behind the loops' other store work.
+        False when no sender runs here or it has no room; the caller queues it instead."""
+        handoff = self.delivery_handoff
+        return handoff is not None and await handoff(delivery)
 
     async def aclose(self) -> None:
         for closer in (self.provider, self.secrets, self.store):

@@ -145,15 +145,23 @@ async def receive_callback(
 
 async def queue_pending_events(services: Services, dep: Deployment) -> None:
     """Turn the record's pending webhook events into delivery records (one per event, however
-    often this runs) and wake the delivery loop."""
+    often this runs). Where a webhook sender runs in this process, a new event goes straight
+    to it: the record is written leased to that sender, which sends at once, so a `ready`
+    webhook never waits for the delivery loop's next claim behind other work. Otherwise
+    (an API-only process, a sender at its concurrency cap) the record is queued and the
+    delivery loop woken. Either way the record is the outbox: a send that never finishes
+    (the process died) comes due again when its lease runs out."""
     if not dep.user_webhook_url:
         return
     now = time.time()
+    queued = False
     for event_type in dep.pending_events:
-        await services.store.deliveries.add(
-            build_delivery(event_type, dep, dep.user_webhook_url, now)
-        )
-    services.poke_deliveries()
+        delivery = build_delivery(event_type, dep, dep.user_webhook_url, now)
+        if not await services.send_delivery_now(delivery):
+            await services.store.deliveries.add(delivery)
+            queued = True
+    if queued:
+        services.poke_deliveries()
 
 
 async def secret(services: Services, dep: Deployment, name: str) -> str | None:

@@ -5,10 +5,17 @@ on the deployment, and the next one is scheduled from `WEBHOOK_RETRY_SCHEDULE`. 
 schedule runs out on a `deployment.ready` event the deployment becomes `webhook_failed`;
 its endpoint stays up. A stop waits for the sends in flight (each is bounded by its
 timeout): cancelling one would send it again from another instance.
+
+While the loop runs it also takes new deliveries straight from the path that queues them
+(`Services.send_delivery_now`): the record is written already leased to this worker and
+its send starts at once, the same task a claim would start, so a `ready` webhook waits
+for neither the loop's wake-up nor a claim queued behind other store work. The record is
+still the outbox: if this process dies, its lease runs out and any loop sends it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
@@ -63,6 +70,39 @@ class DeliveryWorker(LeasedLoop[WebhookDelivery, Attempt]):
         self.secret_ttl_s = SECRET_TTL_S
         self._clock = time.monotonic
         self._secrets: dict[str, tuple[str, float]] = {}  # key id -> (secret, read at)
+        self._taking = False  # takes hand-overs: only while `run_forever` runs
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """The loop, with this worker registered as the process's direct sender."""
+        self._taking = True
+        self.services.delivery_handoff = self.send_now
+        await super().run_forever(stop)
+
+    async def shutdown(self) -> None:
+        """Take no more hand-overs, then let the sends in flight finish."""
+        self._taking = False
+        if self.services.delivery_handoff == self.send_now:
+            self.services.delivery_handoff = None
+        await super().shutdown()
+
+    async def send_now(self, delivery: WebhookDelivery) -> bool:
+        """Write a new delivery leased to this worker and start sending it; False (nothing
+        written) when the worker is full or stopped, so the caller queues it for a claim.
+        An event queued before is left to whoever holds it, or to this loop's next claim."""
+        if not self._taking or self.free <= 0:
+            return False
+        with self.holding_slot():
+            leased = await self.services.store.deliveries.add_leased(
+                delivery, self.owner, self.lease_seconds
+            )
+        if leased is None:
+            self.wake.set()
+        elif self._taking:
+            self.start(leased)
+        else:  # stopped while it was written: hand it back, due now, to any instance
+            leased.due_at = self.services.store.deliveries.clock()
+            await self.release(leased)
+        return True
 
     async def claim(self, limit: int) -> list[WebhookDelivery]:
         return await self.services.store.deliveries.claim_due(self.owner, limit, self.lease_seconds)

@@ -3,8 +3,10 @@
 Claim due records with a lease (up to the free capacity), run one task per record: its slow
 `work` while a heartbeat keeps the lease, then `settle`, which writes the outcome and hands
 the lease back. A loop that dies simply stops renewing: its records come due again when
-their leases run out and any other loop takes them. Subclasses say how one kind of record
-is claimed, worked, settled, extended and released; the scheduling lives here once.
+their leases run out and any other loop takes them. A subclass may also run a record it
+wrote already leased to itself (a hand-over, `holding_slot` then `start`), within the same
+capacity and through the same task. Subclasses say how one kind of record is claimed,
+worked, settled, extended and released; the scheduling lives here once.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
-from typing import ClassVar, Generic, TypeVar
+from collections.abc import Iterator
+from typing import Any, ClassVar, Generic, TypeVar
 
 from visgate.logging import get_logger
 from visgate.orchestrator.backoff import STORE_TROUBLE
@@ -50,6 +53,7 @@ class LeasedLoop(ABC, Generic[Item, Outcome]):
         self.owner = owner
         self.concurrency = concurrency
         self._running: set[asyncio.Task[None]] = set()
+        self._reserved = 0  # slots held for records being handed over (see `holding_slot`)
         # A heartbeat extends the lease every third of it while work runs.
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
@@ -81,16 +85,35 @@ class LeasedLoop(ABC, Generic[Item, Outcome]):
         """Tasks in flight."""
         return len(self._running)
 
+    @property
+    def free(self) -> int:
+        """Room under `concurrency`: tasks in flight and slots held both count."""
+        return self.concurrency - len(self._running) - self._reserved
+
+    @contextlib.contextmanager
+    def holding_slot(self) -> Iterator[None]:
+        """Keep one slot while a record handed over directly (not claimed) is written, so
+        neither a claim nor another hand-over takes it meanwhile."""
+        self._reserved += 1
+        try:
+            yield
+        finally:
+            self._reserved -= 1
+
+    def start(self, item: Item) -> None:
+        """Run `item`'s task (work under a heartbeat, then settle); the item is leased to us."""
+        task = asyncio.create_task(self.process(item))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
     async def run_once(self) -> int:
         """Claim what is due (up to free capacity) and start a task per record."""
-        free = self.concurrency - len(self._running)
+        free = self.free
         if free <= 0:
             return 0
         claimed = await self.claim(free)
         for item in claimed:
-            task = asyncio.create_task(self.process(item))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            self.start(item)
         return len(claimed)
 
     async def drain(self) -> None:
@@ -107,7 +130,7 @@ class LeasedLoop(ABC, Generic[Item, Outcome]):
         try:
             while not stop.is_set():
                 self.wake.clear()
-                free = self.concurrency - len(self._running)
+                free = self.free
                 try:
                     claimed = await self.run_once()
                 except STORE_TROUBLE as exc:
@@ -149,28 +172,48 @@ class LeasedLoop(ABC, Generic[Item, Outcome]):
             log.exception("task_crashed", loop=self.name)
 
     async def _work_with_heartbeat(self, item: Item) -> Outcome:
-        work_done = asyncio.Event()
-        heartbeat = asyncio.create_task(self._heartbeat(item, work_done))
+        heartbeat = _Heartbeat(self, item)
         try:
             return await self.work(item)
         finally:
-            # Never cancel a lease write mid-transaction: an abandoned Firestore
-            # transaction keeps its document locked until the server times it out.
-            work_done.set()
-            await asyncio.shield(heartbeat)
+            await heartbeat.stop()
 
-    async def _heartbeat(self, item: Item, work_done: asyncio.Event) -> None:
-        interval = self.lease_seconds / 3
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(work_done.wait(), timeout=interval)
-            if work_done.is_set():
-                return
-            try:
-                extended = await self.extend(item)
-            except STORE_TROUBLE as exc:
-                log.warning("lease_extension_failed", loop=self.name, error=exc.message)
-                continue
-            if not extended:
-                log.warning("lease_extension_refused", loop=self.name)
-                return
+
+class _Heartbeat(Generic[Item]):
+    """Extends one record's lease every third of it while its work runs. A timer rather
+    than a task: work that ends before the first extension (a webhook send, most steps)
+    settles at once, without waiting for a heartbeat task to notice and end, which on a
+    busy event loop costs a few of its turns."""
+
+    def __init__(self, owner: LeasedLoop[Item, Any], item: Item) -> None:
+        self.owner = owner
+        self.item = item
+        self.interval = owner.lease_seconds / 3
+        self.writing: asyncio.Task[None] | None = None
+        self.stopped = False
+        self.timer = asyncio.get_running_loop().call_later(self.interval, self._beat)
+
+    def _beat(self) -> None:
+        self.writing = asyncio.create_task(self._extend())
+
+    async def _extend(self) -> None:
+        try:
+            extended = await self.owner.extend(self.item)
+        except STORE_TROUBLE as exc:
+            log.warning("lease_extension_failed", loop=self.owner.name, error=exc.message)
+            extended = True  # try again at the next beat
+        except Exception:
+            log.exception("lease_extension_crashed", loop=self.owner.name)
+            return
+        if not extended:
+            log.warning("lease_extension_refused", loop=self.owner.name)
+        elif not self.stopped:
+            self.timer = asyncio.get_running_loop().call_later(self.interval, self._beat)
+
+    async def stop(self) -> None:
+        """No more extensions; one in flight is awaited, never cancelled: an abandoned
+        Firestore transaction keeps its document locked until the server times it out."""
+        self.stopped = True
+        self.timer.cancel()
+        if self.writing is not None and not self.writing.done():
+            await asyncio.shield(self.writing)

@@ -3,6 +3,7 @@ the delivery loop so that a restart resumes them."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 
@@ -28,6 +29,29 @@ class DeliveryRepository:
             if existing is None:
                 raise
             stored = existing
+        return WebhookDelivery.model_validate(stored)
+
+    async def add_leased(
+        self, delivery: WebhookDelivery, owner: str, lease_seconds: float
+    ) -> WebhookDelivery | None:
+        """Queue `delivery` already leased to `owner`, as `claim_due` would lease it (a
+        fresh token, the lease's end as its due time), in one write: the process that
+        queues it sends it at once, and if that process dies the delivery comes due when
+        the lease runs out. None when the event was queued before (nothing is written;
+        its holder or the delivery loop sends it)."""
+        until = self.clock() + lease_seconds
+        leased = delivery.model_copy(
+            update={
+                "lease_owner": owner,
+                "lease_token": f"{secrets.token_hex(8)}:{delivery.id}",
+                "lease_expires_at": until,
+                "due_at": until,
+            }
+        )
+        try:
+            stored = await self.backend.insert(DELIVERIES, listed_doc(leased))
+        except ConflictError:
+            return None
         return WebhookDelivery.model_validate(stored)
 
     async def claim_due(

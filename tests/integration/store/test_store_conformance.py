@@ -16,6 +16,7 @@ from visgate.domain.errors import (
     StaleWriteError,
     ValidationError,
 )
+from visgate.domain.records import WebhookDelivery
 from visgate.domain.status import Status
 from visgate.store.repositories import Store
 
@@ -190,6 +191,34 @@ async def test_extended_lease_keeps_others_out(store: Store) -> None:
     assert await store.deployments.claim_due("b", 10, 30, now=now + 5) == []
     held.lease_token = "stolen"
     assert not await store.deployments.extend_lease(held, 60)
+
+
+async def test_a_delivery_queued_leased_is_held_until_its_lease_runs_out(store: Store) -> None:
+    now = time.time()
+    delivery = WebhookDelivery(
+        id="msg_dep_1_ready",
+        deployment_id="dep_1",
+        tenant="t1",
+        key_id=None,
+        event_type="deployment.ready",
+        url="https://example.com/hook",
+        body="{}",
+        created_at=now,
+        due_at=now,
+    )
+    held = await store.deliveries.add_leased(delivery, "a", 30)
+    assert held is not None and held.lease_owner == "a" and held.lease_token
+    assert held.due_at == held.lease_expires_at and held.version == 1
+    assert await store.deliveries.add_leased(delivery, "b", 30) is None  # queued before
+    assert (await store.deliveries.add(delivery)).lease_owner == "a"
+    store.deliveries.clock = lambda: now + 29
+    assert await store.deliveries.claim_due("b", 10, 30) == []
+    store.deliveries.clock = lambda: now + 31
+    [taken] = await store.deliveries.claim_due("b", 10, 30)
+    assert taken.lease_owner == "b" and taken.lease_token != held.lease_token
+    held.state = "delivered"
+    with pytest.raises((LeaseLostError, StaleWriteError)):
+        await store.deliveries.save(held, lease_token=held.lease_token)
 
 
 async def test_request_counter_counts_per_window(store: Store) -> None:

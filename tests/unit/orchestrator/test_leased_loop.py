@@ -79,6 +79,20 @@ async def test_claims_only_free_capacity_and_settles_each_record() -> None:
     assert loop.settled == [(0, "done 0"), (1, "done 1"), (2, "done 2")]
 
 
+async def test_a_slot_held_for_a_hand_over_counts_against_capacity() -> None:
+    records = [Record(i) for i in range(2)]
+    loop = MemoryLoop(list(records), concurrency=2)
+    with loop.holding_slot():
+        assert loop.free == 1
+        assert await loop.run_once() == 1
+        assert await loop.run_once() == 0  # full: the held slot and one task
+    assert loop.claims == [1]
+    assert loop.free == 1
+    for record in records:
+        record.may_finish.set()
+    await loop.drain()
+
+
 async def test_heartbeat_extends_the_lease_while_work_runs() -> None:
     record = Record(7)
     loop = MemoryLoop([record])
