@@ -44,5 +44,5 @@ def apply_worker_callback(dep: Deployment, body: WorkerCallback, now: float) -> 
     loaded = ", ".join(body.models_loaded) or "models"
     dep.move_to(Status.ready, now, f"worker ready: {loaded} loaded")
     dep.pending_events.append("deployment.ready")
-    dep.due_at = now  # the reconciler confirms endpoint fields and queues the webhook
+    dep.due_now()  # the reconciler confirms endpoint fields and queues the webhook
     return True

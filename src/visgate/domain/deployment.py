@@ -177,6 +177,14 @@ class Deployment(BaseModel):
                     self.expires_at = now + self.ttl_seconds
         self.log(now, message)
 
+    def due_now(self) -> None:
+        """Due at once, in its place in line: claims take due records oldest `due_at` first,
+        and this one's is its creation time, so the next step of an earlier deployment runs
+        before the first steps of a burst of newer ones (a due time of "now" would send it
+        behind every deployment posted while its last step ran, and a steady stream of
+        POSTs would hold every later step back)."""
+        self.due_at = self.created_at
+
     def fail(self, now: float, error: ErrorInfo) -> None:
         """End in `failed`: the reconciler tears down what was made and the user is told.
 
@@ -186,7 +194,7 @@ class Deployment(BaseModel):
         self.needs_teardown = self.needs_teardown or self.status in HOLDS_RESOURCES
         self.move_to(Status.failed, now, f"failed: {error.type}: {error.message}")
         self.pending_events.append("deployment.failed")
-        self.due_at = now
+        self.due_now()
 
     def request_delete(self, now: float, *, expired: bool = False) -> bool:
         """Start teardown from any status, for a DELETE or because the ttl ran out; False
@@ -200,7 +208,7 @@ class Deployment(BaseModel):
             else "delete requested"
         )
         self.move_to(Status.deleting, now, message)
-        self.due_at = now
+        self.due_now()
         return True
 
     @property

@@ -125,7 +125,7 @@ class Reconciler(LeasedLoop[Deployment, StepResult]):
             if fresh.lease_token != item.lease_token:
                 return
             fresh.lease_owner = fresh.lease_token = fresh.lease_expires_at = None
-            fresh.due_at = time.time()
+            fresh.due_now()
             await self.store.save(fresh, lease_token=item.lease_token)
             log.info("lease_released_on_shutdown")
         except Exception as exc:  # the lease simply runs out instead
@@ -187,9 +187,9 @@ class Reconciler(LeasedLoop[Deployment, StepResult]):
             if fresh.status == ran_for:
                 result.advance(fresh, now)
             else:
-                fresh.due_at = now  # the record moved on (deleted, callback): run its new step
+                fresh.due_now()  # the record moved on (deleted, callback): run its new step
             if fresh.pending_events:
-                fresh.due_at = now
+                fresh.due_now()
             fresh.keep_expiry_due()
             fresh.lease_owner = fresh.lease_token = fresh.lease_expires_at = None
             try:

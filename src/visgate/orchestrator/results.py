@@ -125,7 +125,12 @@ class StepResult:
             case Expire():
                 d.request_delete(now, expired=True)
         d.pending_events.extend(self.events)
-        d.due_at = None if self.due_in is None else now + self.due_in
+        if self.due_in is None:
+            d.due_at = None
+        elif self.due_in > 0:
+            d.due_at = now + self.due_in
+        else:
+            d.due_now()
 
 
 def set_fields(d: Deployment, fields: Mapping[str, Any]) -> None:
