@@ -4,6 +4,7 @@ background loops, so the API itself never imports the orchestrator."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
@@ -31,6 +32,14 @@ class Background(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+def _freeze_startup_objects() -> None:
+    """Keep what start-up made (modules, schemas, the wired services: 100,000+ objects)
+    out of every later garbage collection: a full collection walks all of them, 40-50 ms
+    with the event loop stopped, and shows as the p99 of every request in flight."""
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(
@@ -65,6 +74,7 @@ def create_app(
         runner = background(svc) if run_loop and background is not None else None
         if runner is not None:
             await runner.start()
+        _freeze_startup_objects()
         try:
             yield
         finally:
