@@ -14,7 +14,9 @@ import pytest
 
 from tests.fakes.hub import FakeHub, run_fake_hub
 from tests.fakes.runpod import API_KEY, RunningFakeRunpod, run_fake_runpod
+from tests.support.receivers import WebhookReceiver, webhook_receiver
 from tests.support.stack import fake_cloud_env
+from visgate.auth.api_keys import IssuedKey, issue_key
 from visgate.deployments.callback import apply_worker_callback
 from visgate.deployments.schemas import WorkerCallback
 from visgate.domain.deployment import Deployment, StatusEvent
@@ -213,3 +215,14 @@ async def make_plane(
 @pytest.fixture
 async def plane(make_plane: Any) -> Plane:
     return await make_plane()
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with webhook_receiver() as running:
+        yield running
+
+
+@pytest.fixture
+async def issued(plane: Plane) -> IssuedKey:
+    return await issue_key(plane.services, "team")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -38,17 +38,6 @@ class FlakySecrets:
         if self.fault is not None:
             raise self.fault
         return await self.inner.get(ref)
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with webhook_receiver() as running:
-        yield running
-
-
-@pytest.fixture
-async def issued(plane: Plane) -> IssuedKey:
-    return await issue_key(plane.services, "team")
 
 
 @pytest.fixture

@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-
-import pytest
 
 from tests.integration.orchestrator.conftest import Plane
 from tests.support.receivers import WebhookReceiver, webhook_receiver
@@ -62,17 +60,6 @@ class DiesAfterTheWrite(Watched):
 
     def start(self, item: WebhookDelivery) -> None:
         self.lost.append(item)
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with webhook_receiver() as running:
-        yield running
-
-
-@pytest.fixture
-async def issued(plane: Plane) -> IssuedKey:
-    return await issue_key(plane.services, "team")
 
 
 @asynccontextmanager
