@@ -17,6 +17,7 @@ service makes: `tenant`, `status`, `sort_key` (listing order), `due_at` (reconci
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, Protocol, runtime_checkable
 
 LEASE_FIELDS = ("lease_owner", "lease_token", "lease_expires_at")
@@ -98,6 +99,18 @@ class DocumentBackend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def lease_fields(doc_id: str, owner: str, until: float) -> dict[str, Any]:
+    """The fields a claim writes: `owner` holds the document until `until`, under a token
+    unique to this claim, and the document comes due again when the lease runs out.
+    (SQLite's `claim_due` writes the same in SQL.)"""
+    return {
+        "lease_owner": owner,
+        "lease_token": f"{secrets.token_hex(8)}:{doc_id}",
+        "lease_expires_at": until,
+        "due_at": until,
+    }
 
 
 async def hold_lease(

@@ -3,13 +3,12 @@ the delivery loop so that a restart resumes them."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
 
 from visgate.domain.errors import ConflictError
 from visgate.domain.records import WebhookDelivery
-from visgate.store.base import DocumentBackend, hold_lease
+from visgate.store.base import DocumentBackend, hold_lease, lease_fields
 from visgate.store.cursors import listed_doc
 
 DELIVERIES = "webhook_deliveries"
@@ -40,14 +39,7 @@ class DeliveryRepository:
         the lease runs out. None when the event was queued before (nothing is written;
         its holder or the delivery loop sends it)."""
         until = self.clock() + lease_seconds
-        leased = delivery.model_copy(
-            update={
-                "lease_owner": owner,
-                "lease_token": f"{secrets.token_hex(8)}:{delivery.id}",
-                "lease_expires_at": until,
-                "due_at": until,
-            }
-        )
+        leased = delivery.model_copy(update=lease_fields(delivery.id, owner, until))
         try:
             stored = await self.backend.insert(DELIVERIES, listed_doc(leased))
         except ConflictError:

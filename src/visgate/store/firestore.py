@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -27,7 +26,7 @@ from visgate.domain.errors import (
     StoreUnavailableError,
 )
 from visgate.domain.status import Status
-from visgate.store.base import LEASE_FIELDS
+from visgate.store.base import LEASE_FIELDS, lease_fields
 
 T = TypeVar("T")
 
@@ -205,13 +204,7 @@ class FirestoreBackend:
             due, lease_end = doc.get("due_at"), doc.get("lease_expires_at")
             if due is None or due > now or (lease_end is not None and lease_end > now):
                 return None, None
-            fields = {
-                "lease_owner": owner,
-                "lease_token": f"{secrets.token_hex(8)}:{doc['id']}",
-                "lease_expires_at": expires,
-                "due_at": expires,
-                "version": doc["version"] + 1,
-            }
+            fields = {**lease_fields(doc["id"], owner, expires), "version": doc["version"] + 1}
             return fields, {**doc, **fields}
 
         async def claim_one(ref: Any) -> dict[str, Any] | None:
