@@ -9,7 +9,6 @@ from a 0600 key file created once beside the database.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import sqlite3
@@ -20,17 +19,15 @@ from pathlib import Path
 
 import structlog
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random
 
 from visgate.domain.errors import SecretNotFoundError, SecretStoreError
 from visgate.secrets.naming import check_ids
-from visgate.store.sqlite_runner import SqliteRunner
+from visgate.store.sqlite_runner import BUSY_TIMEOUT_S, SqliteRunner, switch_to_wal, transaction
 
 log = structlog.get_logger(__name__)
 
 REF_PREFIX = "local:"
 KEY_FILE_NAME = "secret.key"
-_BUSY_TIMEOUT_S = 30.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS secrets (
     owner TEXT NOT NULL,
@@ -142,26 +139,17 @@ class LocalSecretStore:
         await self._runner.aclose()
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self._path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        return sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
 
     def _init_db(self) -> None:
         created = not self._path.exists()
         try:
-            # Switching to WAL answers "locked" at once (no busy wait) while another process
-            # is doing the same on a fresh file, hence the retry.
-            for attempt in Retrying(
-                stop=stop_after_delay(_BUSY_TIMEOUT_S),
-                wait=wait_random(0.01, 0.1),
-                retry=retry_if_exception_type(sqlite3.OperationalError),
-                reraise=True,
-            ):
-                with attempt:
-                    conn = self._connect()
-                    try:
-                        conn.execute("PRAGMA journal_mode=WAL")
-                        conn.execute(_SCHEMA)
-                    finally:
-                        conn.close()
+            conn = self._connect()
+            try:
+                switch_to_wal(conn)
+                conn.execute(_SCHEMA)
+            finally:
+                conn.close()
         except sqlite3.DatabaseError as exc:
             raise SecretStoreError(f"secret store {self._path} is unusable: {exc}") from None
         if created:
@@ -189,9 +177,8 @@ class LocalSecretStore:
 
     def _rotate(self) -> int:
         """Re-encrypt every row with the first key, so the old keys can then be dropped."""
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+
+        def rotate(conn: sqlite3.Connection) -> int:
             rows = conn.execute("SELECT owner, name, token FROM secrets").fetchall()
             for owner, name, token in rows:
                 try:
@@ -203,14 +190,13 @@ class LocalSecretStore:
                     "UPDATE secrets SET token = ? WHERE owner = ? AND name = ?",
                     (fresh, owner, name),
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
+            return len(rows)
+
+        conn = self._connect()
+        try:
+            return transaction(conn, rotate)
         finally:
             conn.close()
-        return len(rows)
 
 
 def _parse_ref(ref: str) -> tuple[str, str]:

@@ -72,7 +72,6 @@ class SqliteBackend:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.runner = SqliteRunner(self.path, _SCHEMA)
-        self._closed = False
 
     async def insert(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
         new = {**doc, "version": 1}
@@ -293,7 +292,4 @@ class SqliteBackend:
         await self.runner.run(lambda conn: conn.execute("SELECT 1").fetchone(), write=False)
 
     async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
         await self.runner.aclose()

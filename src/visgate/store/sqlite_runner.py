@@ -50,7 +50,7 @@ def is_locked(exc: BaseException) -> bool:
     )
 
 
-def _switch_to_wal(conn: sqlite3.Connection) -> None:
+def switch_to_wal(conn: sqlite3.Connection) -> None:
     """Switching a fresh file to WAL answers "database is locked" at once (the busy timeout
     does not apply) while another process does the same, so the switch is retried; any
     other error (a bad path, a corrupt file) is raised at once."""
@@ -64,7 +64,8 @@ def _switch_to_wal(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode=WAL")
 
 
-def _transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+def transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """`fn` in one write transaction, rolled back if it raises (autocommit connections)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = fn(conn)
@@ -86,11 +87,8 @@ class SqliteRunner:
         self._conn: sqlite3.Connection | None = None  # the thread's
         self._inline: sqlite3.Connection | None = None
         self._inline_thread: int | None = None  # the thread that owns `_inline`
-        self._ready = False  # the thread's connection has made the file and its schema
         self._writes_since_checkpoint = 0
         self._checkpoint: Future[None] | None = None
-        self.inline_calls = 0
-        self.thread_calls = 0
 
     async def run(
         self, fn: Callable[[sqlite3.Connection], T], *, write: bool, inline: bool = True
@@ -99,12 +97,11 @@ class SqliteRunner:
             conn = self._inline_connection()
             if conn is not None:
                 try:
-                    result = _transaction(conn, fn) if write else fn(conn)
+                    result = transaction(conn, fn) if write else fn(conn)
                 except sqlite3.OperationalError as exc:
                     if not is_locked(exc):
                         raise StoreUnavailableError(f"sqlite: {exc}") from exc
                 else:
-                    self.inline_calls += 1
                     if write:
                         self._count_write()
                     return result
@@ -114,11 +111,10 @@ class SqliteRunner:
         def call() -> T:
             try:
                 conn = self._thread_connection()
-                return _transaction(conn, fn) if write else fn(conn)
+                return transaction(conn, fn) if write else fn(conn)
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailableError(f"sqlite: {exc}") from exc
 
-        self.thread_calls += 1
         return await asyncio.get_running_loop().run_in_executor(self._thread(), call)
 
     def _thread(self) -> ThreadPoolExecutor:
@@ -132,7 +128,7 @@ class SqliteRunner:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
             try:
                 conn.row_factory = sqlite3.Row
-                _switch_to_wal(conn)
+                switch_to_wal(conn)
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
                 conn.executescript(self.schema)
@@ -140,13 +136,12 @@ class SqliteRunner:
                 conn.close()
                 raise
             self._conn = conn
-            self._ready = True
         return self._conn
 
     def _inline_connection(self) -> sqlite3.Connection | None:
         """The loop's connection, once the thread's has set the file up; None on any other
         thread than the one that opened it (a connection belongs to one thread)."""
-        if not self._ready:
+        if self._conn is None:  # the file and its schema are not made yet
             return None
         if self._inline is None:
             conn = sqlite3.connect(
@@ -198,7 +193,6 @@ class SqliteRunner:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-            self._ready = False
 
         await asyncio.get_running_loop().run_in_executor(executor, close)
         executor.shutdown(wait=True)
