@@ -1,10 +1,12 @@
 """Webhook test helpers that need no server: a signing secret, the `deployment.ready` event
-production would queue for a sample deployment, an HTTP client, a fixed-zone resolver."""
+production would queue for a sample deployment and one send of it, an HTTP client, a
+fixed-zone resolver."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +16,7 @@ from visgate.deployments.schemas import WorkerCallback
 from visgate.domain.deployment import Deployment
 from visgate.domain.status import Status
 from visgate.webhooks.events import build_delivery
+from visgate.webhooks.sender import DeliveryAttempt, deliver_once
 from visgate.webhooks.signing import generate_secret
 
 
@@ -41,6 +44,23 @@ def ready_event(now: float = EVENT_TIME) -> tuple[str, bytes]:
     (event,) = ready_deployment(now).pending_events
     delivery = build_delivery(event, ready_deployment(now), "https://receiver.test/hook", now)
     return delivery.id, delivery.body.encode()
+
+
+async def send_ready(
+    client: httpx.AsyncClient, url: str, secret: str, *, allow_private: bool = True, **options: Any
+) -> DeliveryAttempt:
+    """One `deliver_once` of `ready_event()` to `url`, as the delivery loop sends it
+    (`allow_private` on: the test receivers listen on 127.0.0.1)."""
+    msg_id, body = ready_event()
+    return await deliver_once(
+        client,
+        url=url,
+        secret=secret,
+        msg_id=msg_id,
+        body=body,
+        allow_private=allow_private,
+        **options,
+    )
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.integration.webhooks.conftest import Receiver
-from tests.support.webhooks import EVENT_TIME, ready_event
+from tests.support.webhooks import EVENT_TIME, ready_event, send_ready
 from visgate.kit import parse_retry_after
 from visgate.webhooks import WebhookVerificationError, verify_webhook
 from visgate.webhooks.sender import deliver_once
@@ -41,30 +41,14 @@ async def test_2xx_is_delivered_and_the_receiver_can_verify_it(
 async def test_204_counts_as_delivered(
     client: httpx.AsyncClient, receiver: Receiver, secret: str
 ) -> None:
-    msg_id, body = ready_event()
-    attempt = await deliver_once(
-        client,
-        url=receiver.url("/accepted"),
-        secret=secret,
-        msg_id=msg_id,
-        body=body,
-        allow_private=True,
-    )
+    attempt = await send_ready(client, receiver.url("/accepted"), secret)
     assert attempt.ok and attempt.status_code == 204 and attempt.response_excerpt == ""
 
 
 async def test_500_is_a_failed_attempt_with_the_answer_kept(
     client: httpx.AsyncClient, receiver: Receiver, secret: str
 ) -> None:
-    msg_id, body = ready_event()
-    attempt = await deliver_once(
-        client,
-        url=receiver.url("/fail"),
-        secret=secret,
-        msg_id=msg_id,
-        body=body,
-        allow_private=True,
-    )
+    attempt = await send_ready(client, receiver.url("/fail"), secret)
     assert not attempt.ok and attempt.status_code == 500
     assert attempt.error == "HTTP 500"
     assert attempt.response_excerpt == "database is down"
@@ -114,15 +98,8 @@ async def test_retries_keep_the_id_and_sign_with_a_fresh_timestamp(
 async def test_the_clock_signs_each_attempt_by_default(
     client: httpx.AsyncClient, receiver: Receiver, secret: str
 ) -> None:
-    msg_id, body = ready_event()  # the event happened at EVENT_TIME, long ago
-    attempt = await deliver_once(
-        client,
-        url=receiver.url("/ok"),
-        secret=secret,
-        msg_id=msg_id,
-        body=body,
-        allow_private=True,
-    )
+    # The event happened at EVENT_TIME, long ago.
+    attempt = await send_ready(client, receiver.url("/ok"), secret)
     (got,) = receiver.requests
     assert abs(int(got.headers["webhook-timestamp"]) - time.time()) <= 2
     assert abs(attempt.attempted_at - time.time()) <= 2
@@ -132,15 +109,7 @@ async def test_the_clock_signs_each_attempt_by_default(
 async def test_429_reports_retry_after_seconds(
     client: httpx.AsyncClient, receiver: Receiver, secret: str
 ) -> None:
-    msg_id, body = ready_event()
-    attempt = await deliver_once(
-        client,
-        url=receiver.url("/throttled"),
-        secret=secret,
-        msg_id=msg_id,
-        body=body,
-        allow_private=True,
-    )
+    attempt = await send_ready(client, receiver.url("/throttled"), secret)
     assert not attempt.ok and attempt.status_code == 429
     assert attempt.retry_after_s == 120.0 and not attempt.disable
 
@@ -148,15 +117,7 @@ async def test_429_reports_retry_after_seconds(
 async def test_503_reports_retry_after_given_as_an_http_date(
     client: httpx.AsyncClient, receiver: Receiver, secret: str
 ) -> None:
-    msg_id, body = ready_event()
-    attempt = await deliver_once(
-        client,
-        url=receiver.url("/unavailable"),
-        secret=secret,
-        msg_id=msg_id,
-        body=body,
-        allow_private=True,
-    )
+    attempt = await send_ready(client, receiver.url("/unavailable"), secret)
     assert attempt.status_code == 503
     assert attempt.retry_after_s is not None and attempt.retry_after_s > 365 * 86400
 
@@ -164,15 +125,7 @@ async def test_503_reports_retry_after_given_as_an_http_date(
 async def test_410_gone_disables_the_delivery(
     client: httpx.AsyncClient, receiver: Receiver, secret: str
 ) -> None:
-    msg_id, body = ready_event()
-    attempt = await deliver_once(
-        client,
-        url=receiver.url("/gone"),
-        secret=secret,
-        msg_id=msg_id,
-        body=body,
-        allow_private=True,
-    )
+    attempt = await send_ready(client, receiver.url("/gone"), secret)
     assert not attempt.ok and attempt.status_code == 410 and attempt.disable
     assert "Gone" in (attempt.error or "")
 
@@ -182,16 +135,8 @@ async def test_redirects_are_never_followed(
     receiver: Receiver, secret: str, follow_redirects: bool
 ) -> None:
     """Even a client configured to follow redirects does not follow ours."""
-    msg_id, body = ready_event()
     async with httpx.AsyncClient(follow_redirects=follow_redirects, trust_env=False) as client:
-        attempt = await deliver_once(
-            client,
-            url=receiver.url("/redirect"),
-            secret=secret,
-            msg_id=msg_id,
-            body=body,
-            allow_private=True,
-        )
+        attempt = await send_ready(client, receiver.url("/redirect"), secret)
     assert not attempt.ok and attempt.status_code == 307
     assert "not followed" in (attempt.error or "") and "/redirect-target" in (attempt.error or "")
     assert receiver.paths() == ["/redirect"]
@@ -200,15 +145,7 @@ async def test_redirects_are_never_followed(
 async def test_a_redirect_to_the_metadata_server_is_a_failed_attempt(
     client: httpx.AsyncClient, receiver: Receiver, secret: str
 ) -> None:
-    msg_id, body = ready_event()
-    attempt = await deliver_once(
-        client,
-        url=receiver.url("/to-metadata"),
-        secret=secret,
-        msg_id=msg_id,
-        body=body,
-        allow_private=True,
-    )
+    attempt = await send_ready(client, receiver.url("/to-metadata"), secret)
     assert attempt.status_code == 302 and not attempt.ok
     assert "not followed" in (attempt.error or "")
 
@@ -216,17 +153,8 @@ async def test_a_redirect_to_the_metadata_server_is_a_failed_attempt(
 async def test_timeout_is_a_failed_attempt_not_an_exception(
     client: httpx.AsyncClient, receiver: Receiver, secret: str
 ) -> None:
-    msg_id, body = ready_event()
     started = time.perf_counter()
-    attempt = await deliver_once(
-        client,
-        url=receiver.url("/slow"),
-        secret=secret,
-        msg_id=msg_id,
-        body=body,
-        allow_private=True,
-        timeout=0.3,
-    )
+    attempt = await send_ready(client, receiver.url("/slow"), secret, timeout=0.3)
     assert time.perf_counter() - started < 2
     assert not attempt.ok and attempt.status_code is None
     assert attempt.error == "timed out after 0.3 s"
@@ -235,16 +163,7 @@ async def test_timeout_is_a_failed_attempt_not_an_exception(
 async def test_an_endless_answer_is_cut_at_2_kb(
     client: httpx.AsyncClient, receiver: Receiver, secret: str
 ) -> None:
-    msg_id, body = ready_event()
-    attempt = await deliver_once(
-        client,
-        url=receiver.url("/endless"),
-        secret=secret,
-        msg_id=msg_id,
-        body=body,
-        allow_private=True,
-        timeout=5,
-    )
+    attempt = await send_ready(client, receiver.url("/endless"), secret, timeout=5)
     assert attempt.status_code == 500 and not attempt.ok
     assert attempt.response_excerpt == "x" * 2048
 
@@ -252,15 +171,7 @@ async def test_an_endless_answer_is_cut_at_2_kb(
 async def test_the_answer_excerpt_is_decoded_with_its_charset(
     client: httpx.AsyncClient, receiver: Receiver, secret: str
 ) -> None:
-    msg_id, body = ready_event()
-    attempt = await deliver_once(
-        client,
-        url=receiver.url("/latin1"),
-        secret=secret,
-        msg_id=msg_id,
-        body=body,
-        allow_private=True,
-    )
+    attempt = await send_ready(client, receiver.url("/latin1"), secret)
     assert attempt.status_code == 400 and attempt.response_excerpt == "café fermé"
 
 
@@ -272,15 +183,7 @@ async def test_connection_refused_is_a_failed_attempt(
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    msg_id, body = ready_event()
-    attempt = await deliver_once(
-        client,
-        url=f"http://127.0.0.1:{port}/hook",
-        secret=secret,
-        msg_id=msg_id,
-        body=body,
-        allow_private=True,
-    )
+    attempt = await send_ready(client, f"http://127.0.0.1:{port}/hook", secret)
     assert not attempt.ok and attempt.status_code is None
     assert (attempt.error or "").startswith("connection failed")
     assert not attempt.disable

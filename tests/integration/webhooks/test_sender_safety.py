@@ -9,23 +9,15 @@ import httpx
 import pytest
 
 from tests.integration.webhooks.conftest import Receiver, TlsReceiver
-from tests.support.webhooks import FakeDns, ready_event
-from visgate.webhooks.sender import deliver_once, new_delivery_client
+from tests.support.webhooks import FakeDns, send_ready
+from visgate.webhooks.sender import new_delivery_client
 
 
 async def test_a_private_target_is_refused_at_send_time_and_never_contacted(
     client: httpx.AsyncClient, receiver: Receiver, secret: str
 ) -> None:
     """The operator turned WEBHOOK_ALLOW_PRIVATE_URLS off after the deployment was made."""
-    msg_id, body = ready_event()
-    attempt = await deliver_once(
-        client,
-        url=receiver.url("/ok"),
-        secret=secret,
-        msg_id=msg_id,
-        body=body,
-        allow_private=False,
-    )
+    attempt = await send_ready(client, receiver.url("/ok"), secret, allow_private=False)
     assert not attempt.ok and attempt.status_code is None
     assert (attempt.error or "").startswith("refused:") and "loopback" in (attempt.error or "")
     assert attempt.disable  # an address literal will never become public
@@ -37,13 +29,10 @@ async def test_a_name_that_now_resolves_privately_is_refused_but_retried_later(
 ) -> None:
     """DNS changed after the POST-time check (rebinding): the send-time check catches it."""
     fake_dns.zone["hooks.example.com"] = ["127.0.0.1"]
-    msg_id, body = ready_event()
-    attempt = await deliver_once(
+    attempt = await send_ready(
         client,
-        url=f"http://hooks.example.com:{receiver.port}/ok",
-        secret=secret,
-        msg_id=msg_id,
-        body=body,
+        f"http://hooks.example.com:{receiver.port}/ok",
+        secret,
         allow_private=False,
         resolver=fake_dns,
     )
@@ -57,15 +46,8 @@ async def test_the_connection_goes_to_the_checked_address_under_the_real_host_na
 ) -> None:
     """`hooks.test` exists only in the fake resolver: reaching the receiver proves the sender
     connected to the address it checked, not to a second, unchecked lookup."""
-    msg_id, body = ready_event()
-    attempt = await deliver_once(
-        client,
-        url=f"http://hooks.test:{receiver.port}/ok",
-        secret=secret,
-        msg_id=msg_id,
-        body=body,
-        allow_private=True,
-        resolver=fake_dns,
+    attempt = await send_ready(
+        client, f"http://hooks.test:{receiver.port}/ok", secret, resolver=fake_dns
     )
     assert attempt.ok, attempt.error
     (got,) = receiver.requests
@@ -76,15 +58,8 @@ async def test_the_connection_goes_to_the_checked_address_under_the_real_host_na
 async def test_a_refused_address_falls_through_to_the_next_checked_one(
     client: httpx.AsyncClient, receiver: Receiver, secret: str, fake_dns: FakeDns
 ) -> None:
-    msg_id, body = ready_event()
-    attempt = await deliver_once(
-        client,
-        url=f"http://two-addresses.test:{receiver.port}/ok",
-        secret=secret,
-        msg_id=msg_id,
-        body=body,
-        allow_private=True,
-        resolver=fake_dns,
+    attempt = await send_ready(
+        client, f"http://two-addresses.test:{receiver.port}/ok", secret, resolver=fake_dns
     )
     assert attempt.ok, attempt.error
     assert len(receiver.requests) == 1
@@ -95,26 +70,13 @@ async def test_https_to_a_pinned_address_verifies_the_certificate_for_the_host_n
 ) -> None:
     """Real TLS: the connection goes to the checked address, and the certificate is still
     checked against the URL's host name (a certificate for another name is refused)."""
-    msg_id, body = ready_event()
     trust = ssl.create_default_context(cafile=str(tls_receiver.ca_file))
     async with httpx.AsyncClient(verify=trust, trust_env=False) as client:
-        good = await deliver_once(
-            client,
-            url=f"https://hooks.test:{tls_receiver.port}/ok",
-            secret=secret,
-            msg_id=msg_id,
-            body=body,
-            allow_private=True,
-            resolver=fake_dns,
+        good = await send_ready(
+            client, f"https://hooks.test:{tls_receiver.port}/ok", secret, resolver=fake_dns
         )
-        impostor = await deliver_once(
-            client,
-            url=f"https://impostor.test:{tls_receiver.port}/ok",
-            secret=secret,
-            msg_id=msg_id,
-            body=body,
-            allow_private=True,
-            resolver=fake_dns,
+        impostor = await send_ready(
+            client, f"https://impostor.test:{tls_receiver.port}/ok", secret, resolver=fake_dns
         )
     assert good.ok, good.error
     assert not impostor.ok and "certificate" in (impostor.error or "").lower()
@@ -130,15 +92,12 @@ async def test_https_is_pinned_with_the_host_name_kept_for_tls(
         seen.append(request)
         return httpx.Response(200, headers={"set-cookie": "session=abc; Path=/"})
 
-    msg_id, body = ready_event()
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
         for _ in range(2):
-            attempt = await deliver_once(
+            attempt = await send_ready(
                 client,
-                url="https://hooks.example.com/visgate?x=1",
-                secret=secret,
-                msg_id=msg_id,
-                body=body,
+                "https://hooks.example.com/visgate?x=1",
+                secret,
                 allow_private=False,
                 resolver=fake_dns,
             )
@@ -154,15 +113,7 @@ async def test_https_is_pinned_with_the_host_name_kept_for_tls(
 async def test_a_malformed_secret_stops_the_delivery(
     client: httpx.AsyncClient, receiver: Receiver
 ) -> None:
-    msg_id, body = ready_event()
-    attempt = await deliver_once(
-        client,
-        url=receiver.url("/ok"),
-        secret="whsec_",
-        msg_id=msg_id,
-        body=body,
-        allow_private=True,
-    )
+    attempt = await send_ready(client, receiver.url("/ok"), "whsec_")
     assert not attempt.ok and attempt.disable and (attempt.error or "").startswith("cannot sign")
     assert receiver.requests == []
 
@@ -175,15 +126,7 @@ async def test_the_delivery_client_ignores_proxies_from_the_environment(
         monkeypatch.setenv(name, "http://127.0.0.1:9")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    msg_id, body = ready_event()
     async with new_delivery_client() as client:
-        attempt = await deliver_once(
-            client,
-            url=receiver.url("/ok"),
-            secret=secret,
-            msg_id=msg_id,
-            body=body,
-            allow_private=True,
-        )
+        attempt = await send_ready(client, receiver.url("/ok"), secret)
     assert attempt.ok, attempt.error
     assert receiver.requests[0].headers["user-agent"] == "visgate-webhooks/1"
