@@ -103,6 +103,9 @@ class Deployment(BaseModel):
 
     pending_events: list[str] = Field(default_factory=list)  # webhook events not yet queued
     needs_teardown: bool = False  # cloud resources may exist and must be removed
+    # When the by-name sweep after a teardown is due; the secrets (the provider key) are
+    # kept until it has run (orchestrator/teardown.py).
+    final_sweep_at: float | None = None
     attempts: int = 0  # consecutive transient failures of the current step
     stall_checks: int = 0  # consecutive loading checks that saw only throttled workers
     due_at: float | None = None

@@ -113,6 +113,8 @@ class Reconciler(LeasedLoop[Deployment, StepResult]):
             await self.apply(item.id, item.status, token, outcome)
         except (LeaseLostError, DeploymentNotFoundError):
             log.info("lease_lost_result_dropped")
+            if outcome.undo is not None:
+                await outcome.undo()
         except StaleWriteError as exc:
             log.warning("apply_gave_up_will_retry", error=exc.message)
         except STORE_TROUBLE as exc:
@@ -145,6 +147,9 @@ class Reconciler(LeasedLoop[Deployment, StepResult]):
                 dep = await self._write_checkpoint(dep, result.checkpoint.fields)
                 step = result.checkpoint.then
             raise RuntimeError(f"the {dep.status.value} step kept asking for checkpoints")
+        except LeaseLostError:  # a fence refused: another claim owns the record now
+            log.info("lease_lost_step_stopped")
+            return StepResult(due_in=None)
         except VisgateError as exc:
             if exc.transient or isinstance(exc, StoreAccessError):
                 # Not the deployment's fault: fixing the store setup lets it go on.

@@ -107,6 +107,9 @@ class StepResult:
     resources_removed: bool = False  # the provider holds nothing of it any more
     facts: Facts = field(default_factory=Facts)
     checkpoint: Checkpoint | None = None
+    # Run when the result cannot be written because the lease was lost: removes what the
+    # step made if the record no longer wants it (fencing.py).
+    undo: Callable[[], Awaitable[None]] | None = None
 
     def advance(self, d: Deployment, now: float) -> None:
         """Apply the step's decision; the loop calls this only while the record is still in

@@ -15,12 +15,14 @@ from visgate.cost.pricing import billed_workers
 from visgate.deployments.service import provider_key, secret
 from visgate.domain.deployment import Deployment, ErrorInfo
 from visgate.domain.errors import (
+    LeaseLostError,
     RunpodTemplateNotConfiguredError,
     RunpodUnavailableError,
     VisgateError,
 )
 from visgate.domain.status import Status
 from visgate.logging import get_logger
+from visgate.orchestrator.fencing import fence_for, hold, undo_after_lost_lease
 from visgate.orchestrator.metering import serving
 from visgate.orchestrator.results import (
     Checkpoint,
@@ -33,7 +35,7 @@ from visgate.orchestrator.results import (
     provider_of,
     wait,
 )
-from visgate.orchestrator.teardown import clean_up_failed, delete
+from visgate.orchestrator.teardown import clean_up_failed, delete, final_sweep
 from visgate.providers.base import (
     EndpointRef,
     EndpointSpec,
@@ -169,20 +171,38 @@ async def create_fresh_endpoint(services: Services, dep: Deployment) -> StepResu
 
 
 async def _create_endpoint(services: Services, dep: Deployment, *, fresh: bool) -> StepResult:
+    """Fenced: each create call and the warm-up job follow a proof of the lease. A step
+    that finds its lease lost after making something undoes it (fencing.py)."""
     spec = await endpoint_spec(services, dep, dep.gpu_pools)
     key = await provider_key(services, dep)
-    ref = await provider_of(services).ensure_endpoint(spec, api_key=key, fresh=fresh)
-    job_id = None
+    fence = fence_for(services, dep)
+    ref: EndpointRef | None = None
+
+    async def undo() -> None:
+        await undo_after_lost_lease(services, dep.id, spec.name, key, ref)
+
     try:
-        job_id = await warm_up(services, ref.endpoint_id, key)
-    except VisgateError as exc:  # the endpoint exists: keep that fact, warm up on the next pass
-        log.warning("warmup_submit_failed", error_type=exc.type, error=exc.message)
+        ref = await provider_of(services).ensure_endpoint(
+            spec, api_key=key, fresh=fresh, fence=fence
+        )
+        job_id = None
+        try:
+            await fence()
+            job_id = await warm_up(services, ref.endpoint_id, key)
+        except LeaseLostError:
+            raise
+        except VisgateError as exc:  # the endpoint exists: keep that fact, warm up later
+            log.warning("warmup_submit_failed", error_type=exc.type, error=exc.message)
+    except LeaseLostError:
+        await undo()
+        raise
     settings = services.settings
     return StepResult(
         facts=Facts(endpoint=ref, warmup_job_id=job_id),
         fields={"deadline_at": time.time() + settings.ready_timeout_seconds},
         transition=Move(Status.loading_model, "waiting for the worker to load the model"),
         due_in=settings.health_poll_seconds,
+        undo=undo,
     )
 
 
@@ -217,6 +237,7 @@ async def await_ready(services: Services, dep: Deployment) -> StepResult:
         found = await provider.find_endpoint(endpoint_name(dep.id), api_key=key)
         return wait(poll, facts=Facts(endpoint=found))
     if dep.warmup_job_id is None:
+        await hold(services, dep)
         job_id = await warm_up(services, dep.endpoint_id, key)
         return wait(poll, facts=Facts(warmup_job_id=job_id))
     health = await provider.endpoint_health(dep.endpoint_id, api_key=key)
@@ -238,6 +259,7 @@ async def await_ready(services: Services, dep: Deployment) -> StepResult:
         exhausted = LogLine("no capacity on any pool that fits; still waiting", level="warning")
         return StepResult(due_in=poll, facts=metered, fields={"stall_checks": 0}, logs=(exhausted,))
     spec = await endpoint_spec(services, dep, wider)
+    await hold(services, dep)
     ref = await provider.set_gpu_pools(
         EndpointRef(
             endpoint_id=dep.endpoint_id,
@@ -282,10 +304,6 @@ async def settle_ready(services: Services, dep: Deployment) -> StepResult:
     return wait(0.0, facts=Facts(endpoint=found))
 
 
-async def idle(services: Services, dep: Deployment) -> StepResult:
-    return wait(None)
-
-
 STEPS: dict[Status, Step] = {  # the step each status runs
     Status.validating: validate,
     Status.selecting_gpu: select_gpu,
@@ -296,5 +314,5 @@ STEPS: dict[Status, Step] = {  # the step each status runs
     Status.failed: clean_up_failed,
     Status.deleting: delete,
     Status.webhook_failed: serving,
-    Status.deleted: idle,
+    Status.deleted: final_sweep,
 }

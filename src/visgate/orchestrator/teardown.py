@@ -1,11 +1,16 @@
-"""Removing what a deployment made: the `failed` step's cleanup and the `deleting` step.
+"""Removing what a deployment made: the `failed` step's cleanup, the `deleting` step and
+the final sweep after both.
 
-Both are repeatable. The endpoint and template go first (with the deployment's own key),
+All are repeatable. The endpoint and template go first (with the deployment's own key),
 the secrets last, so the key that reaches the endpoint is never gone while something may
-still be left on the provider.
+still be left on the provider. A teardown is final only when no stale holder can still
+act: the secrets stay until one more by-name sweep, two leases after the teardown
+(fencing.py says why a stale step can act no later than that).
 """
 
 from __future__ import annotations
+
+import time
 
 from visgate.deployments.service import provider_key
 from visgate.domain.deployment import Deployment
@@ -51,32 +56,67 @@ async def teardown_provider(services: Services, dep: Deployment) -> None:
     await provider_of(services).teardown(endpoint_name(dep.id), api_key=key)
 
 
-async def teardown(services: Services, dep: Deployment) -> None:
-    """Remove the endpoint, its template, and the deployment's secrets. Repeatable."""
-    if may_hold_resources(dep):
-        await teardown_provider(services, dep)
-    await services.secrets.delete_for(dep.id)
+def final_sweep_delay(services: Services) -> float:
+    """How long a teardown keeps the provider key before its final by-name sweep: two
+    leases. A step that held the record before the teardown claimed it lost its lease by
+    then, so it can no longer pass a fence; only a call already in flight when it stalled
+    can still land, and this sweep (or that step's own undo) removes what it made."""
+    return 2 * services.settings.lease_seconds
 
 
 async def clean_up_failed(services: Services, dep: Deployment) -> StepResult:
-    """Two passes: remove cloud resources (recorded), then the deployment's secrets.
+    """Remove cloud resources (recorded), then, after the final sweep, the secrets.
 
     The secrets outlive the resources' record, so the key that reaches the endpoint is
     never gone while the record still says something may be left.
     """
-    if not dep.needs_teardown:
-        await services.secrets.delete_for(dep.id)
-        return wait(None)
-    await teardown_provider(services, dep)
-    # Due at once: the next pass removes the secrets.
-    return StepResult(resources_removed=True, logs=(LogLine("cloud resources removed"),))
+    if dep.needs_teardown:
+        await teardown_provider(services, dep)
+        delay = final_sweep_delay(services)
+        return StepResult(
+            resources_removed=True,
+            logs=(LogLine("cloud resources removed"),),
+            fields={"final_sweep_at": time.time() + delay},
+            due_in=delay,
+        )
+    if dep.final_sweep_at is not None:
+        return await final_sweep(services, dep)
+    await services.secrets.delete_for(dep.id)
+    return wait(None)
 
 
 async def delete(services: Services, dep: Deployment) -> StepResult:
-    await teardown(services, dep)
+    """Tear down, and write `deleted` at once; the provider key stays until the final
+    sweep (`final_sweep_delay` later) when anything may have been made."""
+    held = may_hold_resources(dep) or dep.final_sweep_at is not None
+    if held:
+        await teardown_provider(services, dep)
+        delay = final_sweep_delay(services)
+        return StepResult(
+            resources_removed=True,
+            transition=Move(Status.deleted, "endpoint and template removed"),
+            events=("deployment.deleted",),
+            fields={"final_sweep_at": time.time() + delay},
+            due_in=delay,
+        )
+    await services.secrets.delete_for(dep.id)
     return StepResult(
         resources_removed=True,
-        transition=Move(Status.deleted, "endpoint, template and secrets removed"),
+        transition=Move(Status.deleted, "nothing was created; secrets removed"),
         events=("deployment.deleted",),
         due_in=None,
     )
+
+
+async def final_sweep(services: Services, dep: Deployment) -> StepResult:
+    """Once more by name, after any stale holder's lease has run out, then the secrets:
+    from here on nothing of this deployment can act on the provider."""
+    if dep.final_sweep_at is None:
+        return wait(None)
+    left = dep.final_sweep_at - time.time()
+    if left > 0:
+        return wait(left)
+    await teardown_provider(services, dep)
+    await services.secrets.delete_for(dep.id)
+    swept = LogLine("final sweep: nothing of it is left on the provider; secrets removed")
+    return StepResult(fields={"final_sweep_at": None}, logs=(swept,), due_in=None)

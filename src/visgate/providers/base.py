@@ -15,8 +15,13 @@ Rules every backend keeps (a new backend can be written from these docstrings al
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+# Awaited right before each call that makes something billable; raises (the caller's
+# `LeaseLostError`) when the caller may no longer act, so nothing more is created.
+Fence = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +125,20 @@ class GpuProvider(Protocol):
     default_image: str | None
 
     async def ensure_endpoint(
-        self, spec: EndpointSpec, *, api_key: str, fresh: bool = False
+        self,
+        spec: EndpointSpec,
+        *,
+        api_key: str,
+        fresh: bool = False,
+        fence: Fence | None = None,
     ) -> EndpointRef:
         """Create template + endpoint named `spec.name`, or return the existing ones.
 
         `fresh`: the caller knows no earlier try reached the provider (it records that before
         its first call), so the first attempt may skip the by-name look-ups; any repeat
-        (after a lost answer, a name clash) looks up again."""
+        (after a lost answer, a name clash) looks up again. `fence` is awaited right before
+        the template's and the endpoint's creation (each try), and what it raises ends the
+        call: a caller that lost its right to act makes nothing more."""
         ...
 
     async def find_endpoint(self, name: str, *, api_key: str) -> EndpointRef | None:
@@ -143,8 +155,11 @@ class GpuProvider(Protocol):
         """Worker and job counts as the endpoint's `/health` reports them."""
         ...
 
-    async def teardown(self, name: str, *, api_key: str) -> None:
-        """Scale to zero, delete the endpoint, then its template. Gone already is success."""
+    async def teardown(self, name: str, *, api_key: str, endpoint_id: str | None = None) -> None:
+        """Scale to zero, delete the endpoint, then its template. Gone already is success.
+
+        With `endpoint_id`, only that one of the endpoints called `name` goes and the
+        template stays (a duplicate beside the endpoint a record names)."""
         ...
 
     async def list_endpoints(self, *, api_key: str) -> list[ProviderEndpoint]:

@@ -10,7 +10,7 @@ from typing import Any
 from tests.integration.orchestrator.conftest import Plane
 from visgate.domain.deployment import Deployment
 from visgate.domain.status import Status
-from visgate.providers.base import EndpointRef, EndpointSpec, GpuProvider
+from visgate.providers.base import EndpointRef, EndpointSpec, Fence, GpuProvider
 from visgate.store.deployments import DeploymentRepository
 from visgate.store.repositories import Store
 from visgate.store.sqlite import SqliteBackend
@@ -28,11 +28,11 @@ class Watching:
         return getattr(self.inner, name)
 
     async def ensure_endpoint(
-        self, spec: EndpointSpec, *, api_key: str, fresh: bool = False
+        self, spec: EndpointSpec, *, api_key: str, fresh: bool = False, fence: Fence | None = None
     ) -> EndpointRef:
         stored = await self.plane.store.deployments.get(spec.name.removeprefix("visgate-"))
         self.creates.append((fresh, stored.create_started, stored.lease_owner))
-        return await self.inner.ensure_endpoint(spec, api_key=api_key, fresh=fresh)
+        return await self.inner.ensure_endpoint(spec, api_key=api_key, fresh=fresh, fence=fence)
 
 
 def _watch(plane: Plane) -> Watching:

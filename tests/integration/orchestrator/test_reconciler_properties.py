@@ -133,7 +133,10 @@ class World:
         self.plane.runpod.state.clear_faults()
         for _ in range(40):
             dep = await self.plane.store.deployments.get(self.dep_id)
-            if dep.status in (Status.loading_model, Status.downloading_model):
+            if dep.final_sweep_at is not None or dep.status in (
+                Status.loading_model,
+                Status.downloading_model,
+            ):
                 # The worker never reports.
                 await self.plane.store.deployments.mutate(self.dep_id, _age)
             if dep.status in SERVING and dep.endpoint_id and dep.meter is not None:
@@ -162,6 +165,8 @@ def _age(d: Deployment) -> None:
     d.status_since -= shift
     if d.deadline_at is not None:
         d.deadline_at -= shift
+    if d.final_sweep_at is not None:
+        d.final_sweep_at -= shift
 
 
 @pytest.fixture

@@ -88,6 +88,8 @@ async def test_delete_of_a_failed_deployment_with_its_own_key_reaches_deleted(
     cleaned = await plane.settle(dep.id)
     assert plane.endpoint(dep) is None
     assert cleaned.needs_teardown is False
+    assert await plane.services.secrets.get(dep.secret_refs["runpod_api_key"]) == USER_KEY
+    await plane.after_final_sweep(dep.id)
     with pytest.raises(SecretNotFoundError):  # the user's key went with the resources
         await plane.services.secrets.get(dep.secret_refs["runpod_api_key"])
 

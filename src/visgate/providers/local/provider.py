@@ -33,6 +33,7 @@ from visgate.providers.base import (
     EndpointHealth,
     EndpointRef,
     EndpointSpec,
+    Fence,
     GpuType,
     ProviderEndpoint,
     WorkerCounts,
@@ -221,13 +222,20 @@ class LocalProvider:
     # --- GpuProvider -----------------------------------------------------------------
 
     async def ensure_endpoint(
-        self, spec: EndpointSpec, *, api_key: str, fresh: bool = False
+        self,
+        spec: EndpointSpec,
+        *,
+        api_key: str,
+        fresh: bool = False,
+        fence: Fence | None = None,
     ) -> EndpointRef:
         # `fresh` saves nothing here: the look-up is a read of a local file.
         async with self._lock:
             endpoints = self._load()
             if spec.name in endpoints:
                 return self._ref(spec.name, endpoints[spec.name])
+            if fence is not None:
+                await fence()
             port = _free_port()
             env = worker_env(spec.env, model_cache=self.model_cache, worker_dir=self.worker_dir)
             log_path = self.data_dir / "workers" / f"{spec.name}.log"
@@ -275,11 +283,12 @@ class LocalProvider:
             workers=WorkerCounts(**body.get("workers", {})), jobs=body.get("jobs", {})
         )
 
-    async def teardown(self, name: str, *, api_key: str) -> None:
+    async def teardown(self, name: str, *, api_key: str, endpoint_id: str | None = None) -> None:
         async with self._lock:
             endpoints = self._load()
-            entry = endpoints.pop(name, None)  # only entries that are still ours
-            if entry is not None:
+            entry = endpoints.get(name)  # only entries that are still ours
+            if entry is not None and endpoint_id in (None, entry["endpoint_id"]):
+                del endpoints[name]
                 await stop_process_group(
                     int(entry["pid"]), entry.get("started"), grace_s=self.term_grace_s
                 )

@@ -7,7 +7,13 @@ from typing import Any
 
 from visgate.domain.errors import RunpodInsufficientGPUError
 from visgate.logging import get_logger
-from visgate.providers.base import EndpointHealth, EndpointRef, EndpointSpec, WorkerCounts
+from visgate.providers.base import (
+    EndpointHealth,
+    EndpointRef,
+    EndpointSpec,
+    Fence,
+    WorkerCounts,
+)
 from visgate.providers.runpod.payloads import named
 from visgate.providers.runpod.retry import RetryPolicy
 from visgate.providers.runpod.serverless import ServerlessAPI
@@ -69,7 +75,12 @@ class RunpodBackend:
         return found
 
     async def ensure_endpoint(
-        self, spec: EndpointSpec, *, api_key: str, fresh: bool = False
+        self,
+        spec: EndpointSpec,
+        *,
+        api_key: str,
+        fresh: bool = False,
+        fence: Fence | None = None,
     ) -> EndpointRef:
         if not spec.gpu_pools:
             raise RunpodInsufficientGPUError(f"no GPU pool was chosen for {spec.name}")
@@ -81,7 +92,11 @@ class RunpodBackend:
             # there after all, Runpod refuses its name and the repeat looks up below.
             look = not fresh or tries > 0
             tries += 1
+            if fence is not None:
+                await fence()
             template_id = await self._ensure_template(spec, api_key, look=look)
+            if fence is not None:
+                await fence()
             return await self._ensure_endpoint_row(spec, template_id, api_key, look=look)
 
         # Each repeat looks up by name again, so repeating after a lost answer is safe.

@@ -18,6 +18,11 @@ def named(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return sorted((r for r in rows if r.get("name") == name), key=lambda r: str(r.get("id")))
 
 
+def only(rows: list[dict[str, Any]], row_id: str | None) -> list[dict[str, Any]]:
+    """The row with that id among `rows` (all of them when `row_id` is None)."""
+    return rows if row_id is None else [r for r in rows if str(r.get("id")) == row_id]
+
+
 def pools_of(gpu_ids: str | None) -> list[str]:
     return [p.strip() for p in (gpu_ids or "").split(",") if p.strip()]
 

@@ -30,6 +30,7 @@ from visgate.providers.runpod.payloads import (
     endpoint_input,
     gpu_type,
     named,
+    only,
     pools_of,
     provider_endpoint,
     scaled_to_zero,
@@ -136,10 +137,10 @@ class RunpodProvider(RunpodBackend):
         log.info("runpod_endpoint_pools", name=spec.name, pools=saved.get("gpuIds"))
         return self._ref(saved, ref.template_id)
 
-    async def teardown(self, name: str, *, api_key: str) -> None:
-        for row in named(await self._endpoints(api_key), name):
+    async def teardown(self, name: str, *, api_key: str, endpoint_id: str | None = None) -> None:
+        for row in only(named(await self._endpoints(api_key), name), endpoint_id):
             await self._delete_endpoint(row, api_key)
-        if named(await self._templates(api_key), name):
+        if endpoint_id is None and named(await self._templates(api_key), name):
             await self._delete_template(name, api_key)
         log.info("runpod_teardown_done", name=name)
 

@@ -28,7 +28,7 @@ from visgate.providers.base import (
 from visgate.providers.runpod import rest_payloads as body
 from visgate.providers.runpod.backend import RunpodBackend
 from visgate.providers.runpod.messages import is_duplicate_name, is_in_use
-from visgate.providers.runpod.payloads import named
+from visgate.providers.runpod.payloads import named, only
 from visgate.providers.runpod.rest_api import (
     RestNotFound,
     RunpodBadAnswerError,
@@ -160,10 +160,12 @@ class RunpodRestProvider(RunpodBackend):
         log.info("runpod_endpoint_pools", name=spec.name, pools=body.pools_of(saved))
         return self._ref(saved, ref.template_id)
 
-    async def teardown(self, name: str, *, api_key: str) -> None:
-        for row in named(await self._endpoints(api_key), name):
+    async def teardown(self, name: str, *, api_key: str, endpoint_id: str | None = None) -> None:
+        for row in only(named(await self._endpoints(api_key), name), endpoint_id):
             await self._delete("serverless", str(row["id"]), api_key)
             log.info("runpod_endpoint_deleted", name=name, endpoint_id=row["id"])
+        if endpoint_id is not None:
+            return  # one duplicate goes; the template serves the endpoint that stays
         for row in named(await self._templates(api_key), name):
             await self._delete_template(str(row["id"]), name, api_key)
         log.info("runpod_teardown_done", name=name)
