@@ -18,7 +18,7 @@ from visgate.domain.errors import VisgateError
 from visgate.kit import iso
 from visgate.logging import configure_logging
 from visgate.orchestrator.runner import BackgroundRunner
-from visgate.orchestrator.sweeper import sweep
+from visgate.orchestrator.sweeper import sweep_accounts
 from visgate.services import build_services
 from visgate.settings import SettingsError, check_serving, load_settings
 
@@ -183,16 +183,17 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
 def sweep_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
 ) -> None:
-    """Delete provider endpoints named visgate-* whose deployment is gone or failed."""
+    """Delete provider endpoints named visgate-* whose deployment is gone or failed, and
+    duplicates beside a live deployment's endpoint, on the operator's account and on every
+    account a deployment brought (endpoints with no record: the operator's account only)."""
 
     async def main() -> list[Any]:
         settings = load_settings()
         services = build_services(settings, hub=False)
         try:
-            key = settings.runpod_api_key.get_secret_value() if settings.runpod_api_key else ""
             if services.provider is None:
                 fail("RunpodAPIError", "no provider configured")
-            return await sweep(services.store, services.provider, api_key=key, dry_run=dry_run)
+            return await sweep_accounts(services, dry_run=dry_run, delete_unknown=True)
         finally:
             await services.aclose()
 

@@ -10,7 +10,7 @@ from visgate.domain.errors import VisgateError
 from visgate.logging import get_logger
 from visgate.orchestrator.deliveries import DeliveryWorker
 from visgate.orchestrator.reconciler import Reconciler, owner_name
-from visgate.orchestrator.sweeper import sweep
+from visgate.orchestrator.sweeper import sweep_accounts
 from visgate.services import Services
 
 log = get_logger(__name__)
@@ -62,17 +62,13 @@ class BackgroundRunner:
     async def _sweeping(self) -> None:
         """Delete endpoints whose record here says they are dead (VISGATE_SWEEP_INTERVAL;
         0 turns this off). Endpoints with no record are only logged: another install
-        sharing the Runpod account may own them; `visgate sweep` deletes those."""
+        sharing the Runpod account may own them; `visgate sweep` deletes those. Every
+        account in play is swept: the operator's and the ones deployments brought."""
         settings = self.services.settings
         while True:
             await asyncio.sleep(settings.sweep_interval_seconds)
-            key = settings.runpod_api_key.get_secret_value() if settings.runpod_api_key else None
-            if self.services.provider is None or not key:
-                continue
             try:
-                await sweep(
-                    self.services.store, self.services.provider, api_key=key, delete_unknown=False
-                )
+                await sweep_accounts(self.services, delete_unknown=False)
             except VisgateError as exc:
                 log.warning("sweep_failed", error_type=exc.type, error=exc.message)
             except Exception:  # a bug: say so, and keep sweeping

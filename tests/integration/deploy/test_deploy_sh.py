@@ -137,7 +137,7 @@ def test_a_real_run_creates_everything_and_a_second_run_creates_nothing(
     first = deploy(stub_env, "--project", PROJECT)
     assert first.rc == 0, first.stderr
     created = [a for a in first.mutations() if "create" in a]
-    assert len(created) == 13  # db, 4 indexes, repo, bucket, 2 SAs, 2 roles, 2 secrets
+    assert len(created) == 14  # db, 5 indexes, repo, bucket, 2 SAs, 2 roles, 2 secrets
     secrets = {
         a[2]: c["stdin"] for c in first.calls if (a := c["argv"])[:2] == ["secrets", "create"]
     }
