@@ -184,16 +184,17 @@ class Reconciler(LeasedLoop[Deployment, StepResult]):
             fresh = await self.store.get(deployment_id)
             if fresh.lease_token != token:
                 raise LeaseLostError("lease lost before the result was written")
-            if fresh.pending_events:
-                await queue_pending_events(self.services, fresh)
-                fresh.pending_events = []
             now = time.time()
             result.facts.record(fresh, now, self.services.catalogue)
+            held: list[str] = []  # a ready event waits for its endpoint to be known
+            if fresh.pending_events:
+                held = await queue_pending_events(self.services, fresh)
+                fresh.pending_events = list(held)
             if fresh.status == ran_for:
                 result.advance(fresh, now)
             else:
                 fresh.due_now()  # the record moved on (deleted, callback): run its new step
-            if fresh.pending_events:
+            if len(fresh.pending_events) > len(held):  # new events: queued again next pass
                 fresh.due_now()
             fresh.keep_expiry_due()
             fresh.lease_owner = fresh.lease_token = fresh.lease_expires_at = None

@@ -4,6 +4,7 @@ DELETE moves it on (and the delivery loop marks a webhook that never got through
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -16,6 +17,8 @@ from visgate.domain.deployment import Deployment, ErrorInfo
 from visgate.domain.errors import IllegalTransitionError
 from visgate.domain.status import Status
 from visgate.orchestrator.backoff import MAX_TRANSIENT_ATTEMPTS
+from visgate.store.deliveries import DELIVERIES
+from visgate.webhooks.events import delivery_id
 
 READY = WorkerCallback(status="ready", models_loaded=["sdxl-turbo"], gpu="NVIDIA L4")
 
@@ -138,3 +141,35 @@ def test_the_transition_table_has_no_way_from_ready_to_failed() -> None:
     # The refused failure left nothing behind on the record.
     assert dep.status is Status.ready and dep.error is None and not dep.pending_events
     dep.move_to(Status.deleting, 4.0)  # the user's DELETE still moves it on
+
+
+async def test_the_ready_webhook_names_the_endpoint_when_the_create_write_was_lost(
+    make_plane: Any,
+) -> None:
+    """The worker's `ready` lands before the create step's result, and that result is lost
+    with its process: the ready event goes out only once the endpoint is known, and names
+    it."""
+    plane: Plane = await make_plane(VISGATE_LEASE_SECONDS=5)
+    plane.services.provider = CallbacksDuringCreate(  # type: ignore[assignment]
+        plane.services.provider, plane, READY
+    )
+    dep = await plane.place(
+        Status.creating_endpoint,
+        gpu_pools=["ADA_24"],
+        vram_gb=8.0,
+        user_webhook_url="https://hooks.example.com/visgate",
+    )
+    [claimed] = await plane.store.deployments.claim_due("process-a", 1, 5)
+    await plane.reconciler.run_step(claimed)  # process A dies before writing its result
+    await plane.reconciler.process(await _past_its_lease(plane, dep.id, 5))
+    await plane.settle(dep.id)
+
+    made = plane.endpoint(dep)
+    assert made is not None
+    doc = await plane.store.deliveries.backend.get(
+        DELIVERIES, delivery_id(dep.id, "deployment.ready")
+    )
+    assert doc is not None, "no ready webhook was queued"
+    data = json.loads(doc["body"])["data"]
+    assert data["endpoint_id"] == made["id"]
+    assert data["endpoint_url"]
