@@ -95,6 +95,11 @@ def create_app(
     app.state.deployments_gauge = Gauge(
         "visgate_deployments", "Deployments by status.", ["status"], registry=registry
     )
+    app.state.blocked_gauge = Gauge(
+        "visgate_teardowns_blocked",
+        "Deployments whose teardown the provider keeps refusing (something may still bill).",
+        registry=registry,
+    )
     # The auth cache's clock; a test moves it instead of sleeping through the window.
     app.state.auth_clock = time.monotonic
     app.state.auth_cache = {}

@@ -28,6 +28,18 @@ class ErrorBody(BaseModel):
     message: str
 
 
+class TeardownBlockedView(BaseModel):
+    """The provider keeps refusing this deployment's teardown: something may still bill."""
+
+    since: str | None
+    account: Literal["user", "operator"] = Field(
+        description="`user`: the Runpod account of the key given as user_runpod_key."
+    )
+    left: list[str] = Field(description="What may still exist on that account.")
+    error: ErrorBody
+    retry_at: str | None = Field(None, description="The next try; DELETE again retries now.")
+
+
 class DeploymentView(BaseModel):
     deployment_id: str
     status: str
@@ -44,6 +56,7 @@ class DeploymentView(BaseModel):
     delete_reason: Literal["requested", "expired"] | None = None
     logs: list[LogLine]
     error: ErrorBody | None
+    teardown_blocked: TeardownBlockedView | None = None
     created_at: str | None
     updated_at: str | None
     ready_at: str | None

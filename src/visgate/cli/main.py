@@ -24,6 +24,7 @@ app.command("serve")(operator.serve)
 app.command("worker")(operator.worker)
 app.add_typer(operator.keys_app, name="keys")
 app.command("sweep")(operator.sweep_command)
+app.command("blocked")(operator.blocked_command)
 app.add_typer(templates.template_app, name="template")
 app.command("gpus")(templates.gpus)
 app.command("runpod-gpus", hidden=True)(templates.gpus)  # the name before `gpus`; kept for scripts

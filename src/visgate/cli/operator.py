@@ -202,3 +202,42 @@ def sweep_command(
     for orphan in orphans:
         console.print(f"{verb} {orphan.name} ({orphan.endpoint_id}): {orphan.reason}")
     console.print(f"{len(orphans)} orphan endpoint(s)")
+
+
+def blocked_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List deployments whose teardown the provider keeps refusing: what may still bill,
+    on which account, and why."""
+
+    async def read(services: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "deployment_id": b.id,
+                "tenant": b.tenant,
+                "status": b.deployment_status,
+                "since": iso(b.since),
+                "account": b.account,
+                "left": b.left,
+                "error": {"type": b.error_type, "message": b.error_message},
+            }
+            for b in await services.store.blocked_teardowns.all()
+        ]
+
+    rows = run_async(lambda: with_services(read))
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table("deployment", "tenant", "since", "account", "left", "why")
+    for row in rows:
+        why = f"{row['error']['type']}: {row['error']['message']}"
+        table.add_row(
+            row["deployment_id"],
+            row["tenant"],
+            row["since"],
+            row["account"],
+            ", ".join(row["left"]),
+            why,
+        )
+    console.print(table)
+    console.print(f"{len(rows)} blocked teardown(s)")

@@ -60,6 +60,27 @@ class ErrorInfo(BaseModel):
         return cls(type="InternalError", message=f"{type(exc).__name__}: {exc}"[:500])
 
 
+class TeardownBlocked(BaseModel):
+    """A teardown the provider keeps refusing (a revoked key, a refused delete): what may
+    still be left, on which account, why, and when it is tried again. Shown on GET and
+    sent once as `deployment.teardown_blocked`; cleared when the teardown goes through."""
+
+    since: float
+    account: str  # "user" (the key given as user_runpod_key) or "operator"
+    left: list[str]  # what may still exist on that account, e.g. "endpoint visgate-dep_…"
+    error: ErrorInfo
+    retry_at: float | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "since": iso(self.since),
+            "account": self.account,
+            "left": list(self.left),
+            "error": self.error.model_dump(),
+            "retry_at": iso(self.retry_at),
+        }
+
+
 class Deployment(BaseModel):
     model_config = ConfigDict(validate_assignment=False)
 
@@ -106,6 +127,7 @@ class Deployment(BaseModel):
     # When the by-name sweep after a teardown is due; the secrets (the provider key) are
     # kept until it has run (orchestrator/teardown.py).
     final_sweep_at: float | None = None
+    teardown_blocked: TeardownBlocked | None = None
     attempts: int = 0  # consecutive transient failures of the current step
     stall_checks: int = 0  # consecutive loading checks that saw only throttled workers
     due_at: float | None = None
@@ -201,8 +223,13 @@ class Deployment(BaseModel):
 
     def request_delete(self, now: float, *, expired: bool = False) -> bool:
         """Start teardown from any status, for a DELETE or because the ttl ran out; False
-        when already on the way."""
+        when already on the way. A DELETE of a record whose teardown keeps failing makes it
+        due at once (True: that is written), instead of after its long backoff."""
         if self.deletion_begun:
+            retrying = self.teardown_blocked is not None or self.attempts > 0
+            if self.status is Status.deleting and not expired and retrying:
+                self.due_now()
+                return True
             return False
         self.delete_reason = "expired" if expired else "requested"
         message = (
@@ -280,6 +307,7 @@ class Deployment(BaseModel):
             "delete_reason": self.delete_reason,
             "logs": [entry.public() for entry in self.logs],
             "error": self.error.model_dump() if self.error else None,
+            "teardown_blocked": self.teardown_blocked.public() if self.teardown_blocked else None,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
             "ready_at": iso(self.ready_at),

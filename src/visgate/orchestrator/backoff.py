@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from tenacity import wait_random_exponential
+from tenacity import wait_exponential, wait_random_exponential
 
 from visgate.domain.errors import StoreAccessError, TransientError
 
@@ -32,3 +32,14 @@ def retry_delay(attempt: int, retry_after: float | None = None) -> float:
         return max(MAX_DELAY_S, retry_after or 0.0)
     delay = float(_wait(SimpleNamespace(attempt_number=attempt)))  # type: ignore[arg-type]
     return max(delay, retry_after or 0.0, 0.5)
+
+
+# A teardown the provider refuses (a revoked key) is retried on a long, growing interval:
+# 10 minutes, then doubling up to 6 hours. Hammering Runpod with a dead key helps nobody;
+# a DELETE from the user retries at once.
+_blocked_wait = wait_exponential(multiplier=600, max=6 * 3600)
+
+
+def blocked_delay(attempt: int) -> float:
+    """Seconds before the next try of a blocked teardown, after `attempt` failed ones."""
+    return float(_blocked_wait(SimpleNamespace(attempt_number=max(1, attempt))))  # type: ignore[arg-type]

@@ -34,6 +34,7 @@ from visgate.orchestrator.backoff import MAX_TRANSIENT_ATTEMPTS, STORE_TROUBLE, 
 from visgate.orchestrator.leased_loop import LeasedLoop
 from visgate.orchestrator.results import Expire, Fail, LogLine, StepResult, set_fields
 from visgate.orchestrator.steps import STEPS
+from visgate.orchestrator.teardown import TEARDOWN_STATUSES, blocked
 from visgate.services import Services
 
 log = get_logger(__name__)
@@ -59,6 +60,8 @@ def _transient(dep: Deployment, exc: Exception) -> StepResult:
     capped = attempts >= MAX_TRANSIENT_ATTEMPTS
     if capped and can_fail(dep.status):
         return StepResult(transition=Fail(error))
+    if capped and dep.status in TEARDOWN_STATUSES:
+        return blocked(dep, exc)
     delay = retry_delay(attempts, retry_after)
     lines: tuple[LogLine, ...] = ()
     if capped:
@@ -156,8 +159,10 @@ class Reconciler(LeasedLoop[Deployment, StepResult]):
                 log.warning("step_transient_error", error_type=exc.type, error=exc.message)
                 return _transient(dep, exc)
             log.info("step_failed", error_type=exc.type, error=exc.message)
+            if dep.status in TEARDOWN_STATUSES:
+                return blocked(dep, exc)  # the provider refuses: say so, retry rarely
             if not can_fail(dep.status):
-                return _transient(dep, exc)  # teardown must finish, a ready one keeps serving
+                return _transient(dep, exc)  # a ready one keeps serving
             return StepResult(transition=Fail(ErrorInfo.of(exc)))
         except Exception as exc:  # a bug: retry with backoff, fail after the cap
             log.exception("step_crashed")
@@ -184,6 +189,7 @@ class Reconciler(LeasedLoop[Deployment, StepResult]):
             fresh = await self.store.get(deployment_id)
             if fresh.lease_token != token:
                 raise LeaseLostError("lease lost before the result was written")
+            was_blocked = fresh.teardown_blocked is not None
             now = time.time()
             result.facts.record(fresh, now, self.services.catalogue)
             held: list[str] = []  # a ready event waits for its endpoint to be known
@@ -194,8 +200,8 @@ class Reconciler(LeasedLoop[Deployment, StepResult]):
                 result.advance(fresh, now)
             else:
                 fresh.due_now()  # the record moved on (deleted, callback): run its new step
-            if len(fresh.pending_events) > len(held):  # new events: queued again next pass
-                fresh.due_now()
+            if len(fresh.pending_events) > len(held) and fresh.due_at is None:
+                fresh.due_now()  # new events are queued below, and again at the next pass
             fresh.keep_expiry_due()
             fresh.lease_owner = fresh.lease_token = fresh.lease_expires_at = None
             try:
@@ -208,10 +214,24 @@ class Reconciler(LeasedLoop[Deployment, StepResult]):
                 await queue_pending_events(self.services, saved)
             if not saved.counts_against_quota:
                 await self._release_quota(saved)
+            if was_blocked != (saved.teardown_blocked is not None):
+                await self._note_blocked(saved)
             if saved.due_at is not None and saved.due_at <= time.time():
                 self.services.poke()
             return
         raise StaleWriteError("record kept changing; the step will run again")
+
+    async def _note_blocked(self, dep: Deployment) -> None:
+        """Keep the operator's list of blocked teardowns in step with the record; a failure
+        only logs (the record itself says it on GET)."""
+        blocked_teardowns = self.services.store.blocked_teardowns
+        try:
+            if dep.teardown_blocked is not None:
+                await blocked_teardowns.mark(dep)
+            else:
+                await blocked_teardowns.clear(dep.id)
+        except VisgateError as exc:
+            log.warning("blocked_teardown_note_failed", error_type=exc.type, error=exc.message)
 
     async def _release_quota(self, dep: Deployment) -> None:
         """Give the tenant's slot back. A failure is left to the quota's recount (the

@@ -117,6 +117,7 @@ class StepResult:
         set_fields(d, self.fields)
         if self.resources_removed:
             d.needs_teardown = False
+            d.teardown_blocked = None
             d.stop_meter(now)
         for line in self.logs:
             d.log(now, line.message, level=line.level)

@@ -114,7 +114,9 @@ async def accounts(services: Services) -> dict[str, str]:
     elif services.provider is not None and not services.provider.needs_api_key:
         found[OPERATOR] = ""
     for status in Status:
-        async for doc in every(services.store.deployments.backend, DEPLOYMENTS, {"status": status.value}):
+        async for doc in every(
+            services.store.deployments.backend, DEPLOYMENTS, {"status": status.value}
+        ):
             dep = Deployment.from_doc(doc)
             if "runpod_api_key" not in dep.secret_refs or not _key_may_be_held(dep):
                 continue

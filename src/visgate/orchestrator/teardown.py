@@ -13,10 +13,11 @@ from __future__ import annotations
 import time
 
 from visgate.deployments.service import provider_key
-from visgate.domain.deployment import Deployment
-from visgate.domain.errors import SecretNotFoundError
+from visgate.domain.deployment import Deployment, ErrorInfo, TeardownBlocked
+from visgate.domain.errors import SecretNotFoundError, VisgateError
 from visgate.domain.status import Status
 from visgate.logging import get_logger
+from visgate.orchestrator.backoff import blocked_delay
 from visgate.orchestrator.results import LogLine, Move, StepResult, provider_of, wait
 from visgate.providers.base import endpoint_name
 from visgate.services import Services
@@ -116,7 +117,60 @@ async def final_sweep(services: Services, dep: Deployment) -> StepResult:
     left = dep.final_sweep_at - time.time()
     if left > 0:
         return wait(left)
-    await teardown_provider(services, dep)
+    try:
+        await teardown_provider(services, dep)
+    except VisgateError as exc:
+        if exc.transient:
+            raise
+        # The teardown itself went through; a key revoked since only ends this extra check.
+        log.warning("final_sweep_refused", error_type=exc.type, error=exc.message)
     await services.secrets.delete_for(dep.id)
     swept = LogLine("final sweep: nothing of it is left on the provider; secrets removed")
     return StepResult(fields={"final_sweep_at": None}, logs=(swept,), due_in=None)
+
+
+# Statuses whose step removes cloud resources: a refusal there is a blocked teardown.
+TEARDOWN_STATUSES = (Status.deleting, Status.failed)
+
+
+def blocked(dep: Deployment, exc: BaseException) -> StepResult:
+    """A teardown the provider refused (or kept failing past the retry cap): say on the
+    record what may be left on which account and why, tell the user once
+    (`deployment.teardown_blocked`), and try again on a long, growing interval."""
+    now = time.time()
+    attempts = dep.attempts + 1
+    delay = blocked_delay(attempts)
+    error = ErrorInfo.of(exc)
+    account = "user" if "runpod_api_key" in dep.secret_refs else "operator"
+    name = endpoint_name(dep.id)
+    endpoint = f"endpoint {name}" + (f" ({dep.endpoint_id})" if dep.endpoint_id else "")
+    first = dep.teardown_blocked is None
+    since = now if dep.teardown_blocked is None else dep.teardown_blocked.since
+    state = TeardownBlocked(
+        since=since,
+        account=account,
+        left=[endpoint, f"template {name}"],
+        error=error,
+        retry_at=now + delay,
+    )
+    lines: tuple[LogLine, ...] = ()
+    if first:
+        whose = (
+            "the Runpod account of the key given as user_runpod_key"
+            if account == "user"
+            else "the operator's Runpod account"
+        )
+        message = (
+            f"teardown blocked: could not remove {endpoint} and its template on {whose}"
+            f" ({error.type}: {error.message}); it may still be billing. Restore the key's"
+            " access or delete the endpoint in the Runpod console, then DELETE again to retry"
+            f" at once; retried by itself every {delay / 60:.0f} min and less often after"
+        )
+        lines = (LogLine(message, level="error"),)
+    log.warning("teardown_blocked", error_type=error.type, attempts=attempts, first=first)
+    return StepResult(
+        due_in=delay,
+        fields={"attempts": attempts, "teardown_blocked": state},
+        logs=lines,
+        events=("deployment.teardown_blocked",) if first else (),
+    )

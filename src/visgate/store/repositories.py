@@ -2,7 +2,7 @@
 
 The service holds one `Store` (`services.store`) and reaches each record type through its
 repository: `store.deployments`, `store.api_keys`, `store.idempotency`,
-`store.rate_limits`, `store.deliveries`, `store.quotas`.
+`store.rate_limits`, `store.deliveries`, `store.quotas`, `store.blocked_teardowns`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from visgate.store.api_keys import ApiKeyRepository
 from visgate.store.base import DocumentBackend
+from visgate.store.blocked_teardowns import BlockedTeardowns
 from visgate.store.deliveries import DeliveryRepository
 from visgate.store.deployments import DeploymentRepository
 from visgate.store.idempotency import IdempotencyRepository
@@ -28,6 +29,7 @@ class Store:
         self.rate_limits = RateLimitCounters(backend, clock=clock)
         self.deliveries = DeliveryRepository(backend, clock=clock)
         self.quotas = TenantQuotas(backend, clock=clock)
+        self.blocked_teardowns = BlockedTeardowns(backend)
 
     async def purge_expired(self) -> int:
         """Drop idempotency records and request counters whose time is over."""

@@ -20,6 +20,8 @@ class EventType(StrEnum):
     ready = "deployment.ready"
     failed = "deployment.failed"
     deleted = "deployment.deleted"
+    # The provider keeps refusing the teardown: what may be left, on which account, why.
+    teardown_blocked = "deployment.teardown_blocked"
 
 
 # Fields of the deployment's public shape left out of the payload: the log grows with every

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from tests.integration.api.conftest import Api
+from visgate.domain.deployment import Deployment, ErrorInfo, TeardownBlocked
 from visgate.domain.status import Status
 
 
@@ -130,6 +131,26 @@ async def test_health_readiness_and_metrics(api: Api) -> None:
     assert 'visgate_deployments{status="validating"} 1.0' in text
     assert 'visgate_http_requests_total{method="POST",route="/v1/deployments",status="202"}' in text
     assert "visgate_http_request_duration_seconds_bucket" in text
+    assert "visgate_teardowns_blocked 0.0" in text
+
+
+async def test_metrics_count_blocked_teardowns(api: Api) -> None:
+    dep_id = (await api.post_deployment()).json()["deployment_id"]
+
+    def blocked(d: Deployment) -> None:
+        d.teardown_blocked = TeardownBlocked(
+            since=time.time(),
+            account="user",
+            left=[f"endpoint visgate-{dep_id}"],
+            error=ErrorInfo(type="RunpodAuthError", message="Runpod rejected the API key"),
+        )
+
+    dep = await api.services.store.deployments.mutate(dep_id, blocked)
+    await api.services.store.blocked_teardowns.mark(dep)
+    text = (await api.client.get("/metrics")).text
+    assert "visgate_teardowns_blocked 1.0" in text
+    shown = (await api.client.get(f"/v1/deployments/{dep_id}", headers=api.auth())).json()
+    assert shown["teardown_blocked"]["error"]["type"] == "RunpodAuthError"
 
 
 async def test_readiness_reports_a_store_that_does_not_answer(api: Api) -> None:

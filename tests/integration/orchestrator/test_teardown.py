@@ -38,6 +38,7 @@ async def test_failed_record_whose_teardown_keeps_failing_keeps_its_error_and_ba
     dep = await _failed_with_endpoint(plane, attempts=MAX_TRANSIENT_ATTEMPTS - 1)
     plane.runpod.state.fail_next(10_000, status=503, surface="graphql")
 
+    waits = []
     for _ in range(3):  # the try that reaches the cap, and two past it
         await plane.make_due(dep.id)
         started = time.time()
@@ -47,9 +48,13 @@ async def test_failed_record_whose_teardown_keeps_failing_keeps_its_error_and_ba
         assert fresh.error == WORKER_ERROR  # the user still sees why it failed
         assert fresh.lease_token is None
         assert fresh.due_at is not None and fresh.due_at >= started + MAX_DELAY_S - 1
+        waits.append(fresh.due_at - started)
     assert plane.endpoint(dep) is not None  # nothing was torn down: Runpod never answered
-    repeats = [e for e in fresh.logs if "still retrying" in e.message]
-    assert len(repeats) == 1  # said once on the record, not once per try
+    assert waits == sorted(waits) and waits[-1] > waits[0]  # the interval grows
+    assert fresh.teardown_blocked is not None
+    assert fresh.teardown_blocked.error.type == "RunpodUnavailableError"
+    blocked = [e for e in fresh.logs if e.message.startswith("teardown blocked")]
+    assert len(blocked) == 1  # said once on the record, not once per try
 
 
 async def test_deleting_record_is_retried_past_the_cap_and_deleted_once_teardown_works(

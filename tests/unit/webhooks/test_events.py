@@ -20,6 +20,7 @@ def test_event_names_are_the_documented_ones() -> None:
         "deployment.ready",
         "deployment.failed",
         "deployment.deleted",
+        "deployment.teardown_blocked",
     ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -42,6 +44,8 @@ async def metrics(request: Request, services: ServicesDep) -> Response:
         gauge.clear()
         for status, n in counts.items():
             gauge.labels(status).set(n)
+    with contextlib.suppress(VisgateError):
+        request.app.state.blocked_gauge.set(await services.store.blocked_teardowns.count())
     return Response(
         generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST
     )
