@@ -15,6 +15,7 @@ key is taken only from `Authorization: Bearer` (`?api_key=` in the URL is a 400)
 Knobs on `.state` (thread-safe; the server runs on its own thread): `api_keys`,
 `worker_quota`, `pools_without_capacity` (workers stay `throttled`, jobs stay IN_QUEUE),
 `latency_s`, `fail_next(n, status, retry_after=, surface=, field=)` (429/5xx bursts),
+`hold(field, commit_first=)` (calls wait at the fake until released: a stalled answer),
 `refuse_next(message, n, field=)` (a GraphQL error at HTTP 200, e.g. "try again later";
 on REST a 400 problem), `lose_answer_next(field, n)` (runs the mutation, then answers 502);
 a fault's `field` is a GraphQL root field or a REST operationId ("createEndpoint"), its
@@ -183,6 +184,9 @@ def build_app(state: FakeRunpodState) -> Starlette:
             return JSONResponse({"errors": [{"message": "Unauthorized"}]}, status_code=401)
         if fault := state.take_fault("graphql", fields, after=False):
             return _fault_response(fault)
+        hold = state.catch_hold("graphql", fields, _target(request), variables)
+        if hold is not None and not hold.commit_first:
+            await hold.wait()
         created: list[dict[str, Any]] = []
         with state.lock:
             document = _valid_document(query)
@@ -198,6 +202,8 @@ def build_app(state: FakeRunpodState) -> Starlette:
                 )
         for view in created:
             spawn(call_hook(view))
+        if hold is not None and hold.commit_first:
+            await hold.wait()
         if fault := state.take_fault("graphql", fields, after=True):
             return _fault_response(fault)
         answer: dict[str, Any] = {"data": result.data}
@@ -249,6 +255,9 @@ def build_app(state: FakeRunpodState) -> Starlette:
             return _fault_response(fault)
         if _ROUTES.get((action, job_id is not None)) != request.method:
             return JSONResponse({"error": "not found"}, status_code=404)
+        hold = state.catch_hold("serverless", (action,), _target(request), {})
+        if hold is not None and not hold.commit_first:
+            await hold.wait()
         if endpoint_id not in state.endpoints:
             return JSONResponse({"error": "endpoint not found"}, status_code=404)
         if action == "health":
@@ -264,6 +273,8 @@ def build_app(state: FakeRunpodState) -> Starlette:
             with state.lock:
                 state.jobs[job.id] = job
             spawn(run_job(job))
+            if hold is not None and hold.commit_first:
+                await hold.wait()
             if action == "run":
                 return JSONResponse({"id": job.id, "status": job.status})
             wait_s = int(request.query_params.get("wait", "90000")) / 1000

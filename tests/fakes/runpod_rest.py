@@ -337,12 +337,17 @@ def build_rest_app(state: FakeRunpodState) -> Starlette:
         if problems:
             return respond(op, _problem(422, "Request validation failed.", problems), headers)
         base = f"{request.url.scheme}://{request.url.netloc}"
+        hold = state.catch_hold("rest", (op.operation_id,), target, variables)
+        if hold is not None and not hold.commit_first:
+            await hold.wait()
         try:
             with state.lock:
                 q = dict(query)
                 answer = _handle(state, op.operation_id, params, q, query, body, base)
         except Problem as problem:
             answer = problem.status, problem.body()
+        if hold is not None and hold.commit_first:
+            await hold.wait()
         if answer[0] < 300 and (fault := state.take_fault("rest", (name or "",), after=True)):
             return respond(op, _problem(fault.status, "bad gateway"), headers)
         return respond(op, answer, headers)

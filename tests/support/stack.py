@@ -56,6 +56,16 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def pause(self) -> None:
+        """SIGSTOP the process group: a frozen VM. Nothing runs, no lease is renewed, and
+        answers pile up unread in its sockets until `resume()`."""
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after `pause()`: it goes on where it stopped. Harmless if not paused."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGCONT)
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
