@@ -185,17 +185,15 @@ async def _create_endpoint(services: Services, dep: Deployment, *, fresh: bool) 
         ref = await provider_of(services).ensure_endpoint(
             spec, api_key=key, fresh=fresh, fence=fence
         )
-        job_id = None
-        try:
-            await fence()
-            job_id = await warm_up(services, ref.endpoint_id, key)
-        except LeaseLostError:
-            raise
-        except VisgateError as exc:  # the endpoint exists: keep that fact, warm up later
-            log.warning("warmup_submit_failed", error_type=exc.type, error=exc.message)
+        await fence()  # the warm-up job starts a GPU worker
     except LeaseLostError:
         await undo()
         raise
+    job_id = None
+    try:
+        job_id = await warm_up(services, ref.endpoint_id, key)
+    except VisgateError as exc:  # the endpoint exists: keep that fact, warm up later
+        log.warning("warmup_submit_failed", error_type=exc.type, error=exc.message)
     settings = services.settings
     return StepResult(
         facts=Facts(endpoint=ref, warmup_job_id=job_id),

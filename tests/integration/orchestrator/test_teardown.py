@@ -50,7 +50,7 @@ async def test_failed_record_whose_teardown_keeps_failing_keeps_its_error_and_ba
         assert fresh.due_at is not None and fresh.due_at >= started + MAX_DELAY_S - 1
         waits.append(fresh.due_at - started)
     assert plane.endpoint(dep) is not None  # nothing was torn down: Runpod never answered
-    assert waits == sorted(waits) and waits[-1] > waits[0]  # the interval grows
+    assert min(waits) >= 600 - 1  # a blocked teardown waits long (test_teardown_blocked.py)
     assert fresh.teardown_blocked is not None
     assert fresh.teardown_blocked.error.type == "RunpodUnavailableError"
     blocked = [e for e in fresh.logs if e.message.startswith("teardown blocked")]
