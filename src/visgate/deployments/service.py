@@ -8,6 +8,7 @@ rest of a deployment's life.
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -22,7 +23,8 @@ from visgate.logging import get_logger
 from visgate.registry.gpus import resolve_tier
 from visgate.registry.regions import data_centers_for
 from visgate.services import Services
-from visgate.store.quotas import Limits
+from visgate.store.base import renewing
+from visgate.store.quotas import Guard, Limits
 from visgate.webhooks.events import build_delivery
 from visgate.webhooks.urls import check_webhook_url
 
@@ -58,48 +60,90 @@ async def _check_request(body: CreateDeployment, key: ApiKey, services: Services
     return _Checked(tier, data_center_ids, limits)
 
 
-async def create(services: Services, body: CreateDeployment, key: ApiKey) -> Deployment:
+async def create(
+    services: Services,
+    body: CreateDeployment,
+    key: ApiKey,
+    *,
+    deployment_id: str | None = None,
+    guard: Guard | None = None,
+) -> Deployment:
     """Take a quota slot, store the secrets, write the record; a failure at any point undoes
-    what was done, so a refused request leaves no record, no secret and no slot."""
+    what was done, so a refused request leaves no record, no secret and no slot.
+
+    The slot stays this call's for as long as it runs (its lease is renewed), and the record
+    is written only while the slot is held and `guard` passes (the Idempotency-Key still
+    this request's), in one transaction. When a step fails, whether the record exists is
+    read back, not guessed: written after all (a commit whose answer was lost) is success;
+    not written is undone; unknown (the store is away) leaves the slot to its lease and the
+    recount and the secrets where they are, so nothing a record may point at is removed."""
     checked = await _check_request(body, key, services)
     now = time.time()
-    deployment_id = new_deployment_id()
+    deployment_id = deployment_id or new_deployment_id()
+    holder = secrets.token_hex(16)
     quotas = services.store.quotas
-    await quotas.reserve(key.tenant, deployment_id, body.max_workers, checked.limits)
-    refs: dict[str, str] = {}
-    try:
-        for field, name in SECRET_FIELDS.items():
-            value = getattr(body, field)
-            if value is not None:
-                refs[name] = await services.secrets.put(
-                    deployment_id, name, value.get_secret_value()
-                )
-        dep = Deployment.new(
-            id=deployment_id,
-            tenant=key.tenant,
-            key_id=key.id,
-            model_id=body.hf_model_id,
-            now=now,
-            gpu_tier=checked.tier,
-            user_webhook_url=body.user_webhook_url,
-            secret_refs=refs,
-            max_workers=body.max_workers,
-            region=body.region.upper() if body.region else None,
-            data_center_ids=checked.data_center_ids,
-            ttl_seconds=body.ttl_seconds,
-        )
-        dep = await services.store.deployments.create(dep)
-    except BaseException:
-        if refs:
-            await services.secrets.delete_for(deployment_id)
+    await quotas.reserve(key.tenant, deployment_id, body.max_workers, checked.limits, holder=holder)
+    keep = renewing(lambda: quotas.renew(deployment_id, holder), every=quotas.slot_lease_s / 3)
+    async with keep:
         try:
-            await quotas.release(key.tenant, deployment_id)
-        except VisgateError as exc:  # the slot has no record: a later recount drops it
-            log.warning("quota_release_failed", error_type=exc.type, error=exc.message)
-        raise
+            dep = Deployment.new(
+                id=deployment_id,
+                tenant=key.tenant,
+                key_id=key.id,
+                model_id=body.hf_model_id,
+                now=now,
+                gpu_tier=checked.tier,
+                user_webhook_url=body.user_webhook_url,
+                secret_refs=await _store_secrets(services, deployment_id, body),
+                max_workers=body.max_workers,
+                region=body.region.upper() if body.region else None,
+                data_center_ids=checked.data_center_ids,
+                ttl_seconds=body.ttl_seconds,
+            )
+            dep = await quotas.bind(dep, holder, guard=guard)
+        except BaseException as exc:
+            made = await _undo(services, body, key.tenant, deployment_id, holder)
+            if made is None or not isinstance(exc, Exception):
+                raise  # a cancellation goes on even when the record was written
+            dep = made
     services.poke()
     log.info("deployment_created", deployment_id=dep.id, model_id=dep.model_id)
     return dep
+
+
+async def _store_secrets(
+    services: Services, deployment_id: str, body: CreateDeployment
+) -> dict[str, str]:
+    refs: dict[str, str] = {}
+    for field, name in SECRET_FIELDS.items():
+        value = getattr(body, field)
+        if value is not None:
+            refs[name] = await services.secrets.put(deployment_id, name, value.get_secret_value())
+    return refs
+
+
+async def _undo(
+    services: Services, body: CreateDeployment, tenant: str, deployment_id: str, holder: str
+) -> Deployment | None:
+    """After a failed create: the record if it was written after all, else None with the
+    slot released and the secrets removed. The slot goes first, in the transaction that
+    finds no record, so no record can be written afterwards and the secrets are free to go.
+    When the store cannot say, nothing is removed: the slot's lease runs out and the
+    recount releases it if no record appears."""
+    try:
+        made = await services.store.quotas.undo(tenant, deployment_id, holder)
+    except VisgateError as exc:
+        log.warning("create_outcome_unknown", error_type=exc.type, error=exc.message)
+        return None
+    if made is not None:
+        log.info("create_written_after_all", deployment_id=deployment_id)
+        return made
+    if any(getattr(body, field) is not None for field in SECRET_FIELDS):
+        try:
+            await services.secrets.delete_for(deployment_id)
+        except VisgateError as exc:
+            log.warning("secret_cleanup_failed", error_type=exc.type, error=exc.message)
+    return None
 
 
 async def request_delete(services: Services, deployment_id: str, tenant: str) -> Deployment:
@@ -143,25 +187,35 @@ async def receive_callback(
     return CallbackOutcome(dep, changed)
 
 
-async def queue_pending_events(services: Services, dep: Deployment) -> None:
+async def queue_pending_events(services: Services, dep: Deployment) -> list[str]:
     """Turn the record's pending webhook events into delivery records (one per event, however
-    often this runs). Where a webhook sender runs in this process, a new event goes straight
-    to it: the record is written leased to that sender, which sends at once, so a `ready`
-    webhook never waits for the delivery loop's next claim behind other work. Otherwise
-    (an API-only process, a sender at its concurrency cap) the record is queued and the
-    delivery loop woken. Either way the record is the outbox: a send that never finishes
-    (the process died) comes due again when its lease runs out."""
+    often this runs); returns the events held back, which stay pending. Where a webhook
+    sender runs in this process, a new event goes straight to it: the record is written
+    leased to that sender, which sends at once, so a `ready` webhook never waits for the
+    delivery loop's next claim behind other work. Otherwise (an API-only process, a sender
+    at its concurrency cap) the record is queued and the delivery loop woken. Either way the
+    record is the outbox: a send that never finishes (the process died) comes due again
+    when its lease runs out.
+
+    `deployment.ready` waits for the endpoint: a worker's callback can be written before
+    its create step's result (or after that result was lost with its process), and a ready
+    event is built once, so it must name the endpoint the user is to call. The reconciler
+    records the endpoint (found by name) and queues it then."""
+    held = [e for e in dep.pending_events if e == "deployment.ready" and not dep.endpoint_id]
     if not dep.user_webhook_url:
-        return
+        return held
     now = time.time()
     queued = False
     for event_type in dep.pending_events:
+        if event_type in held:
+            continue
         delivery = build_delivery(event_type, dep, dep.user_webhook_url, now)
         if not await services.send_delivery_now(delivery):
             await services.store.deliveries.add(delivery)
             queued = True
     if queued:
         services.poke_deliveries()
+    return held
 
 
 async def secret(services: Services, dep: Deployment, name: str) -> str | None:

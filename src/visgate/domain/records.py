@@ -38,6 +38,11 @@ class ApiKey(BaseModel):
 
 
 class IdempotencyRecord(BaseModel):
+    """One (tenant, Idempotency-Key): claimed by the request running it, then its answer.
+
+    The claim names the deployment id chosen for the key and carries a token of the request
+    holding it: only that request may write the record, answer or give the key back."""
+
     id: str  # hash of (tenant, key)
     tenant: str
     fingerprint: str
@@ -45,8 +50,17 @@ class IdempotencyRecord(BaseModel):
     status_code: int | None = None
     response: dict[str, Any] | None = None
     created_at: float
-    expires_at: float  # in flight: the claim's lease end; done: when replays stop
+    expires_at: float  # when the record may be purged and the key used afresh
+    # In flight: the claim's lease end, renewed while its request runs (None: `expires_at`,
+    # as records written before leases were renewed).
+    lease_until: float | None = None
+    token: str | None = None  # the claiming request's
+    deployment_id: str | None = None  # the deployment this key creates
     version: int = 0
+
+    @property
+    def claim_ends(self) -> float:
+        return self.expires_at if self.lease_until is None else self.lease_until
 
 
 class DeliveryAttemptLog(BaseModel):

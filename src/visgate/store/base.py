@@ -13,15 +13,51 @@ service makes: `tenant`, `status`, `sort_key` (listing order), `due_at` (reconci
   when the stored token is not T, and it writes the lease fields the caller passes (so a
   holder releases by sending them cleared). Without a token, lease fields are left as stored.
 - `extend_lease` moves a held lease's end without bumping `version`.
+- `transaction(fn)` runs `fn`'s reads and writes of several documents as one atomic step:
+  no other write lands between them, and its writes apply all together or not at all.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from visgate.domain.errors import VisgateError
+
+T = TypeVar("T")
 
 LEASE_FIELDS = ("lease_owner", "lease_token", "lease_expires_at")
 DEPLOYMENTS = "deployments"  # the kind of deployment records
+
+
+class Transaction(Protocol):
+    """What a `DocumentBackend.transaction` function reads and writes through. Reads come
+    first, then writes; the writes take effect together when the function returns, or not
+    at all when it raises. The commit fails (and the function runs again) when a document it
+    writes changed since it was read; a document only read is checked on SQLite (one lock)
+    but not on Firestore (optimistic), so a function writes every document its decision
+    rests on, or one that every writer of it also writes."""
+
+    async def get(self, kind: str, doc_id: str) -> dict[str, Any] | None: ...
+
+    async def query(self, kind: str, *, where: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        """As `DocumentBackend.query`, read within the transaction."""
+        ...
+
+    def insert(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """A new document at version 1; `ConflictError` (here or from the transaction) when
+        the id exists."""
+        ...
+
+    def put(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """Write `doc` whole, new or over the stored one, at `doc["version"] + 1` (`doc` as
+        read in this transaction, or version 0 for a new one); returns it as written."""
+        ...
+
+    def delete(self, kind: str, doc_id: str) -> None: ...
 
 
 @runtime_checkable
@@ -94,6 +130,15 @@ class DocumentBackend(Protocol):
         """Delete documents whose `expires_at` has passed (counters, idempotency keys)."""
         ...
 
+    async def transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        """Run `fn` as one atomic transaction and return what it returns. `fn` changes
+        nothing but through its `Transaction`, since it may run more than once (Firestore
+        runs it again when another writer got in first), and awaits nothing but the
+        transaction's reads (SQLite runs it within one `BEGIN IMMEDIATE`, without yielding
+        to the event loop). A commit whose outcome is unknown (a timeout) raises
+        `StoreUnavailableError`: the caller runs it again or reads back, never guesses."""
+        ...
+
     async def ping(self) -> None:
         """Raise `StoreUnavailableError` if the database does not answer."""
         ...
@@ -121,3 +166,24 @@ async def hold_lease(
     if lease_token is None:
         return False
     return await backend.extend_lease(kind, doc_id, lease_token=lease_token, expires_at=until)
+
+
+@contextlib.asynccontextmanager
+async def renewing(renew: Callable[[], Awaitable[object]], every: float) -> AsyncIterator[None]:
+    """Keep a lease for as long as the body runs: `renew` every `every` seconds from a task
+    that ends with the body. The lease is longer than three periods, so one failed renewal
+    (a store hiccup) is made good by the next; a process that dies stops renewing, and what
+    it held comes free when its lease runs out."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(VisgateError):
+                await renew()
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.wait([task])  # its own cancellation stays inside; ours is not swallowed

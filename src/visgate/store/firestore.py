@@ -1,9 +1,12 @@
 """Firestore backend: one collection per kind, Google's async client.
 
-Writes that depend on what is stored (versions, leases, counters) run in transactions;
-the emulator and the service both lock pessimistically, so contended transactions abort
-and the client retries them (`max_attempts`). Composite indexes the queries need are in
-`firestore.indexes.json` at the repository root.
+Writes that depend on what is stored (versions, leases, counters) are optimistic: read,
+decide, write on the condition that nothing changed since the read (`last_update_time`),
+and decide again when something did. A change of several documents together
+(`transaction`) commits them as one atomic batch under the same conditions
+(firestore_tx.py). No document lock is held, so a slow or cancelled caller never blocks the
+others, which Firestore's own transactions (pessimistic locks) would. Composite indexes the
+queries need are in `firestore.indexes.json` at the repository root.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
-from google.cloud.firestore_v1 import AsyncTransaction
 from google.cloud.firestore_v1.base_query import FieldFilter
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from visgate.domain.errors import (
     ConflictError,
@@ -26,17 +29,14 @@ from visgate.domain.errors import (
     StoreUnavailableError,
 )
 from visgate.domain.status import Status
-from visgate.store.base import LEASE_FIELDS, lease_fields
+from visgate.store.base import LEASE_FIELDS, Transaction, lease_fields
+from visgate.store.firestore_tx import CHANGED, Contended, FirestoreTx
 
 T = TypeVar("T")
 
 # Worth another try: the service, a lock or a quota is briefly unavailable. `ServerError`
 # covers ServiceUnavailable, DeadlineExceeded, InternalServerError and Unknown.
 _TRANSIENT = (gexc.ServerError, gexc.Aborted, gexc.TooManyRequests, gexc.RetryError)
-
-
-# What a write conditioned on `last_update_time` answers when the document changed or went.
-_CHANGED = (gexc.FailedPrecondition, gexc.NotFound)
 
 
 def _access_error(exc: gexc.GoogleAPICallError, project: str) -> StoreAccessError:
@@ -102,12 +102,31 @@ class FirestoreBackend:
                 raise StoreUnavailableError(f"firestore: {exc}") from exc
             raise
 
-    async def _transaction(self, fn: Callable[[AsyncTransaction], Awaitable[T]]) -> T:
-        @firestore.async_transactional
-        async def run(tx: AsyncTransaction) -> T:
-            return await fn(tx)
+    async def transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        """`fn` as one optimistic transaction (`FirestoreTx`): run, commit its writes in one
+        atomic batch conditioned on what it read, and run it again (after a little jitter)
+        when another writer got there first."""
 
-        return await self._guard(run(self._client.transaction(max_attempts=self._attempts)))
+        async def attempt() -> T:
+            tx = FirestoreTx(self)
+            result = await fn(tx)
+            await tx.commit()
+            return result
+
+        try:
+            async for retry in AsyncRetrying(
+                stop=stop_after_attempt(self._attempts),
+                wait=wait_random(0, 0.02),
+                retry=retry_if_exception_type(Contended),
+                reraise=True,
+            ):
+                with retry:
+                    return await attempt()
+        except Contended:
+            raise StoreUnavailableError(
+                f"firestore: a transaction kept meeting other writers over {self._attempts} tries"
+            ) from None
+        raise AssertionError("unreachable")
 
     async def _compare_and_set(
         self, ref: Any, decide: Callable[[dict[str, Any] | None], tuple[dict[str, Any] | None, T]]
@@ -127,8 +146,8 @@ class FirestoreBackend:
                 return result
             option = self._client.write_option(last_update_time=snap.update_time)
             try:
-                await self._guard(ref.update(fields, option=option), passthrough=_CHANGED)
-            except _CHANGED:
+                await self._guard(ref.update(fields, option=option), passthrough=CHANGED)
+            except CHANGED:
                 await asyncio.sleep(random.uniform(0, 0.02))  # noqa: S311 (jitter)
                 continue  # written (or deleted) since we read it: decide again
             return result

@@ -1,41 +1,53 @@
 """Tenant quotas: a usage document of counters per tenant, and one slot document per
 deployment that holds a share of it.
 
-A POST writes its slot (`held`), then adds itself to the tenant's counters in one atomic
-step that refuses when a counter would pass its limit (`DocumentBackend.add_within`: one
-`UPDATE ... WHERE <sums within limits>` on SQLite, a write preconditioned on the read on
-Firestore), so of two requests racing for the last slot exactly one passes, across
-processes, with no lock held across the request. The documents stay small whatever the
-tenant's size: a POST costs two small writes at any scale.
+The counters are the sum of the held slots, always: every change of a slot (taking it,
+releasing it) changes the counters in the same transaction
+(`DocumentBackend.transaction`), so no interleaving of requests, processes or crashes
+counts a slot twice or not at all. Of two requests racing for the last slot exactly one
+passes. A POST under its limit reads and writes two small documents, whatever the tenant's
+size; only a refusal reads further (the recount below).
 
-Releasing marks the slot `released` (a version-checked write, so two releases cannot both
-count) and then takes it off the counters. A crash between two of these writes leaves the
-counters high, never low (a tenant may be refused once too often, never let past its
-quota); a refusal therefore recounts the held slots against their deployments' records
-once, dropping slots whose deployment no longer counts or was never written, before
-saying no.
+A slot belongs to the POST that took it (its `holder`) until the POST ends: the POST renews
+the slot's lease while it runs, and writes its deployment record in a transaction that
+checks it still holds the slot (`bind`). From then on the record decides: the slot is held
+while the record counts (`Deployment.counts_against_quota`). A refusal recounts before
+saying no: it releases, one transaction each, the slots whose record no longer counts and
+the record-less slots whose lease ran out (their POST died, or stalled so long that it
+could no longer write its record: its `bind` fails and it undoes). A slot is never released
+while its record exists and counts, and a record is never written for a slot not held.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from visgate.domain.deployment import Deployment
-from visgate.domain.errors import ConflictError, QuotaExceededError, StaleWriteError
-from visgate.store.base import DEPLOYMENTS, DocumentBackend
+from visgate.domain.errors import QuotaExceededError, StoreUnavailableError, TransientError
+from visgate.store.base import DEPLOYMENTS, DocumentBackend, Transaction
 from visgate.store.cursors import every, sort_key
 
 USAGE = "tenant_usage"
 SLOTS = "quota_slots"
-HELD, RELEASED = "held", "released"
+HELD = "held"
 
-# A slot younger than this without a record may belong to a POST still writing it.
-_RESERVATION_GRACE_S = 60.0
+# How long a slot outlives its POST's last renewal. The POST renews every third of it, so
+# only a POST that died (or stalled for this long) loses its slot.
+SLOT_LEASE_S = 60.0
+# Slots the recount's final check reads in one transaction; a tenant holding more is
+# beyond any quota this service hands out, and its counters are left as they are.
+_RESYNC_LIMIT = 1000
+
+# A check run inside `bind`'s transaction (the idempotency claim still held): it raises to
+# refuse the write.
+Guard = Callable[[Transaction], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +86,8 @@ class Slot(BaseModel):
     status: str = HELD
     created_at: float
     sort_key: str
+    holder: str = ""  # the POST that took it
+    lease_until: float = 0.0  # until then a record-less slot is its POST's
     version: int = 0
 
 
@@ -82,10 +96,21 @@ def usage_id(tenant: str) -> str:
     return hashlib.sha256(tenant.encode()).hexdigest()[:32]
 
 
+def _retrying() -> AsyncRetrying:
+    """Every quota transaction is safe to run again after a commit of unknown outcome: a
+    second run finds what the first wrote and changes nothing more."""
+    return AsyncRetrying(
+        stop=stop_after_attempt(3),
+        retry=retry_if_exception_type(StoreUnavailableError),
+        reraise=True,
+    )
+
+
 class TenantQuotas:
     def __init__(self, backend: DocumentBackend, *, clock: Callable[[], float] = time.time):
         self.backend = backend
         self.clock = clock
+        self.slot_lease_s = SLOT_LEASE_S
 
     async def usage(self, tenant: str) -> TenantUsage:
         doc = await self.backend.get(USAGE, usage_id(tenant))
@@ -95,31 +120,51 @@ class TenantQuotas:
 
     async def held(self, tenant: str) -> dict[str, int]:
         """The tenant's held slots: deployment id -> its workers."""
-        return {s.id: s.workers for s in await self._held_slots(tenant)}
-
-    async def _held_slots(self, tenant: str) -> list[Slot]:
         where = {"tenant": tenant, "status": HELD}
-        return [Slot.model_validate(d) async for d in every(self.backend, SLOTS, where)]
+        return {d["id"]: int(d["workers"]) async for d in every(self.backend, SLOTS, where)}
 
-    async def _add(
-        self, tenant: str, deployments: int, workers: int, limits: Limits | None = None
-    ) -> bool:
-        """One atomic change of the counters; False when `limits` would be passed."""
-        caps = (
-            {"deployments": limits.max_deployments, "workers": limits.max_workers} if limits else {}
-        )
-        written = await self.backend.add_within(
-            USAGE,
-            usage_id(tenant),
-            deltas={"deployments": deployments, "workers": workers},
-            limits=caps,
-            base={"tenant": tenant},
-        )
-        return written is not None
+    async def _run(self, fn: Callable[[Transaction], Awaitable[Any]]) -> Any:
+        async for attempt in _retrying():
+            with attempt:
+                return await self.backend.transaction(fn)
+        raise AssertionError("unreachable")
 
-    async def reserve(self, tenant: str, deployment_id: str, workers: int, limits: Limits) -> None:
-        """Take a share of the tenant's quota for `deployment_id`, or raise
-        `QuotaExceededError` (and hold nothing). A repeat holds nothing more."""
+    async def reserve(
+        self, tenant: str, deployment_id: str, workers: int, limits: Limits, *, holder: str = ""
+    ) -> None:
+        """Take a share of the tenant's quota for `deployment_id` on behalf of `holder` (the
+        POST), or raise `QuotaExceededError` and hold nothing. The slot and the counters
+        change in one transaction, so a slot that exists is counted: a repeat (a retried
+        transaction whose commit was lost from view) counts once, never twice or not at all."""
+        refusal = await self._run(
+            lambda tx: self._take(tx, tenant, deployment_id, workers, limits, holder)
+        )
+        if refusal is None:
+            return
+        await self.recount(tenant)
+        refusal = await self._run(
+            lambda tx: self._take(tx, tenant, deployment_id, workers, limits, holder)
+        )
+        if refusal is not None:
+            raise QuotaExceededError(refusal)
+
+    async def _take(
+        self,
+        tx: Transaction,
+        tenant: str,
+        deployment_id: str,
+        workers: int,
+        limits: Limits,
+        holder: str,
+    ) -> str | None:
+        usage_doc = await tx.get(USAGE, usage_id(tenant))
+        slot_doc = await tx.get(SLOTS, deployment_id)
+        if slot_doc is not None and slot_doc.get("status") == HELD:
+            return None  # taken already, and counted with it
+        usage = TenantUsage.model_validate(usage_doc or {"id": usage_id(tenant), "tenant": tenant})
+        refusal = usage.refusal(workers, limits)
+        if refusal is not None:
+            return refusal
         now = self.clock()
         slot = Slot(
             id=deployment_id,
@@ -127,80 +172,123 @@ class TenantQuotas:
             workers=workers,
             created_at=now,
             sort_key=sort_key(now, deployment_id),
+            holder=holder,
+            lease_until=now + self.slot_lease_s,
+            version=int((slot_doc or {}).get("version") or 0),
         )
-        try:
-            await self.backend.insert(SLOTS, slot.model_dump(mode="json"))
-        except ConflictError:
-            return
-        try:
-            await self._count_in(slot, limits)
-        except BaseException:
-            await self.backend.delete(SLOTS, deployment_id)
-            raise
+        usage.deployments, usage.workers = usage.deployments + 1, usage.workers + workers
+        tx.put(SLOTS, slot.model_dump(mode="json"))
+        tx.put(USAGE, usage.model_dump(mode="json"))
+        return None
 
-    async def _count_in(self, slot: Slot, limits: Limits) -> None:
-        if await self._add(slot.tenant, 1, slot.workers, limits):
-            return
-        usage = await self.usage(slot.tenant)
-        if await self._recount(usage, own=slot.id) and await self._add(
-            slot.tenant, 1, slot.workers, limits
-        ):
-            return
-        usage = await self.usage(slot.tenant)
-        raise QuotaExceededError(usage.refusal(slot.workers, limits) or "tenant quota reached")
+    async def renew(self, deployment_id: str, holder: str) -> bool:
+        """Extend the POST's hold on its record-less slot; False once it no longer holds it."""
+
+        async def fn(tx: Transaction) -> bool:
+            doc = await tx.get(SLOTS, deployment_id)
+            if doc is None or doc.get("status") != HELD or doc.get("holder") != holder:
+                return False
+            tx.put(SLOTS, {**doc, "lease_until": self.clock() + self.slot_lease_s})
+            return True
+
+        return bool(await self._run(fn))
+
+    async def bind(self, dep: Deployment, holder: str, *, guard: Guard | None = None) -> Deployment:
+        """Write the deployment's record, only while `holder` still holds its slot (and
+        `guard` passes), in one transaction: a POST whose slot was reclaimed cannot write a
+        record that nothing counts. A record already there is this POST's own earlier write
+        (ids are new per POST) and is returned as it is."""
+        doc = {**dep.to_doc(), "sort_key": sort_key(dep.created_at, dep.id)}
+
+        async def fn(tx: Transaction) -> dict[str, Any]:
+            existing = await tx.get(DEPLOYMENTS, dep.id)
+            if existing is not None:
+                return existing
+            slot = await tx.get(SLOTS, dep.id)
+            if guard is not None:
+                await guard(tx)
+            if slot is None or slot.get("status") != HELD or slot.get("holder") != holder:
+                raise TransientError(
+                    "this request stalled until its quota reservation ran out; retry it"
+                )
+            tx.put(SLOTS, slot)  # written, so a release racing this write conflicts with it
+            return tx.insert(DEPLOYMENTS, doc)
+
+        return Deployment.from_doc(await self._run(fn))
+
+    async def undo(self, tenant: str, deployment_id: str, holder: str) -> Deployment | None:
+        """Take back a POST that failed: its record if that was written after all (the
+        create succeeded: a commit whose answer was lost), else release its slot (when it
+        still holds it) and return None. One transaction, so a record written meanwhile
+        either shows here or can no longer be written."""
+
+        async def fn(tx: Transaction) -> dict[str, Any] | None:
+            record = await tx.get(DEPLOYMENTS, deployment_id)
+            if record is not None:
+                return record
+            slot = await tx.get(SLOTS, deployment_id)
+            if slot is not None and slot.get("status") == HELD and slot.get("holder") == holder:
+                await self._release_in(tx, tenant, slot)
+            return None
+
+        record = await self._run(fn)
+        return Deployment.from_doc(record) if record is not None else None
 
     async def release(self, tenant: str, deployment_id: str) -> None:
-        """Give the deployment's share back; nothing to do when it holds none. Repeatable."""
-        doc = await self.backend.get(SLOTS, deployment_id)
-        if doc is None or doc.get("status") != HELD:
-            return
-        slot = Slot.model_validate(doc)
-        try:
-            await self._mark_released(slot)
-        except StaleWriteError:
-            return  # released (or removed) by someone else meanwhile
-        await self._add(tenant, -1, -slot.workers)
-        await self.backend.delete(SLOTS, deployment_id)
+        """Give the deployment's share back: its record no longer counts (or there is none).
+        Nothing to do when it holds none; repeatable. A record that still counts keeps it."""
+        await self._run(lambda tx: self._settle(tx, tenant, deployment_id, ignore_lease=True))
 
-    async def _mark_released(self, slot: Slot) -> None:
-        doc = {**slot.model_dump(mode="json"), "status": RELEASED}
-        await self.backend.replace(SLOTS, doc, expected_version=slot.version)
-
-    async def _recount(self, usage: TenantUsage, *, own: str) -> bool:
-        """Counters from the held slots, after releasing the slots whose deployment no
-        longer counts (or got no record within the grace period). `own`, the slot of the
-        request recounting, is held but not counted yet, so it is left out. True when the
-        counters were lowered.
-
-        Slots of requests still in flight are counted too: the counters may read high for
-        a moment during a burst at the limit (one refusal too many, never one admission too
-        many), and the next refusal recounts them exact."""
+    async def recount(self, tenant: str) -> None:
+        """Release the tenant's slots that no longer hold anything: the record stopped
+        counting, or there is no record and the POST's lease ran out. What the scan finds is
+        checked again in each slot's own transaction. Then the counters are checked against
+        the held slots in one transaction (a repair for counters written by older versions)."""
         now = self.clock()
-        deployments = workers = 0
-        for slot in await self._held_slots(usage.tenant):
-            if slot.id == own:
+        where = {"tenant": tenant, "status": HELD}
+        async for doc in every(self.backend, SLOTS, where):
+            slot = Slot.model_validate(doc)
+            record = await self.backend.get(DEPLOYMENTS, slot.id)
+            if record is None and slot.lease_until > now:
+                continue  # its POST is still writing the record
+            if record is not None and Deployment.from_doc(record).counts_against_quota:
                 continue
-            doc = await self.backend.get(DEPLOYMENTS, slot.id)
-            young = now - slot.created_at <= _RESERVATION_GRACE_S
-            if (doc is None and not young) or (
-                doc is not None and not Deployment.from_doc(doc).counts_against_quota
-            ):
-                try:
-                    await self._mark_released(slot)
-                except StaleWriteError:
-                    pass
-                await self.backend.delete(SLOTS, slot.id)
-                continue
-            deployments += 1
-            workers += slot.workers
-        lowered = deployments < usage.deployments or workers < usage.workers
-        if usage.version == 0 or (deployments, workers) == (usage.deployments, usage.workers):
-            return False
-        usage.deployments, usage.workers = deployments, workers
-        try:
-            await self.backend.replace(
-                USAGE, usage.model_dump(mode="json"), expected_version=usage.version
-            )
-        except StaleWriteError:
-            pass  # changed meanwhile: the caller tries once more with what is there
-        return lowered
+            await self._run(lambda tx, s=slot: self._settle(tx, tenant, s.id, ignore_lease=False))
+        await self._run(lambda tx: self._resync(tx, tenant))
+
+    async def _settle(
+        self, tx: Transaction, tenant: str, deployment_id: str, *, ignore_lease: bool
+    ) -> None:
+        """Release one slot if nothing holds it: its record no longer counts, or it has no
+        record and (unless `ignore_lease`) its POST's lease ran out."""
+        record = await tx.get(DEPLOYMENTS, deployment_id)
+        slot = await tx.get(SLOTS, deployment_id)
+        if slot is None or slot.get("status") != HELD:
+            return
+        if record is not None:
+            if Deployment.from_doc(record).counts_against_quota:
+                return
+        elif not ignore_lease and float(slot.get("lease_until") or 0.0) > self.clock():
+            return
+        await self._release_in(tx, tenant, slot)
+
+    async def _release_in(self, tx: Transaction, tenant: str, slot: dict[str, Any]) -> None:
+        """Drop the slot and take it off the counters, within the caller's transaction (after
+        its other reads: this reads the counters, then writes)."""
+        doc = await tx.get(USAGE, usage_id(tenant))
+        usage = TenantUsage.model_validate(doc or {"id": usage_id(tenant), "tenant": tenant})
+        usage.deployments = max(0, usage.deployments - 1)
+        usage.workers = max(0, usage.workers - int(slot.get("workers") or 0))
+        tx.delete(SLOTS, str(slot["id"]))
+        tx.put(USAGE, usage.model_dump(mode="json"))
+
+    async def _resync(self, tx: Transaction, tenant: str) -> None:
+        doc = await tx.get(USAGE, usage_id(tenant))
+        slots = await tx.query(SLOTS, where={"tenant": tenant, "status": HELD}, limit=_RESYNC_LIMIT)
+        if doc is None or len(slots) >= _RESYNC_LIMIT:
+            return
+        usage = TenantUsage.model_validate(doc)
+        counted = (len(slots), sum(int(s.get("workers") or 0) for s in slots))
+        if counted != (usage.deployments, usage.workers):
+            usage.deployments, usage.workers = counted
+            tx.put(USAGE, usage.model_dump(mode="json"))

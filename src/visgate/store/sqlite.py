@@ -3,7 +3,8 @@
 WAL lets readers run beside the one writer. Keyed reads and one-row writes run on the event
 loop and anything that could wait (a busy file, a scan) on one thread per process
 (sqlite_runner.py says why). A claim is a single `UPDATE ... RETURNING`, atomic under
-SQLite's write lock; every write is one transaction.
+SQLite's write lock; every write is one transaction, and `transaction` runs a function's
+reads and writes of several documents inside one `BEGIN IMMEDIATE`.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ import json
 import re
 import secrets
 import sqlite3
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from visgate.domain.errors import (
     ConflictError,
     LeaseLostError,
     StaleWriteError,
 )
-from visgate.store.base import LEASE_FIELDS
+from visgate.store.base import LEASE_FIELDS, Transaction
 from visgate.store.sqlite_runner import SqliteRunner
 
 _SCHEMA = """
@@ -50,6 +52,7 @@ _INDEXED = ("tenant", "status", "sort_key", "due_at", "expires_at")
 _QUERYABLE = {"tenant": "tenant", "status": "status", "name": "json_extract(body, '$.name')"}
 _COLUMNS = "id, body, version, due_at, lease_owner, lease_token, lease_expires_at"
 _FIELD = re.compile(r"[a-z_][a-z0-9_]{0,63}")
+T = TypeVar("T")
 
 
 def _row_to_doc(row: sqlite3.Row) -> dict[str, Any]:
@@ -68,42 +71,113 @@ def _body(doc: dict[str, Any]) -> str:
     )
 
 
+def _insert(conn: sqlite3.Connection, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+    new = {**doc, "version": 1}
+    try:
+        conn.execute(
+            "INSERT INTO documents (kind, id, tenant, status, sort_key, due_at, expires_at,"
+            " lease_owner, lease_token, lease_expires_at, version, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+            (
+                kind,
+                new["id"],
+                *(new.get(name) for name in _INDEXED),
+                *(new.get(name) for name in LEASE_FIELDS),
+                _body(new),
+            ),
+        )
+    except sqlite3.IntegrityError as exc:
+        raise ConflictError(f"{kind} {new['id']} already exists") from exc
+    return new
+
+
+def _get(conn: sqlite3.Connection, kind: str, doc_id: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM documents WHERE kind = ? AND id = ?", (kind, doc_id)
+    ).fetchone()
+    return _row_to_doc(row) if row else None
+
+
+def _query(
+    conn: sqlite3.Connection, kind: str, where: dict[str, Any], limit: int, after: str | None
+) -> list[dict[str, Any]]:
+    unknown = set(where) - set(_QUERYABLE)
+    if unknown:
+        raise ValueError(f"cannot query on {sorted(unknown)}")
+    clauses = ["kind = ?"]
+    params: list[Any] = [kind]
+    for name, value in where.items():
+        clauses.append(f"{_QUERYABLE[name]} = ?")
+        params.append(value)
+    if after is not None:
+        clauses.append("sort_key < ?")
+        params.append(after)
+    params.append(limit)
+    sql = (
+        f"SELECT {_COLUMNS} FROM documents WHERE {' AND '.join(clauses)}"
+        " ORDER BY sort_key DESC LIMIT ?"
+    )
+    return [_row_to_doc(r) for r in conn.execute(sql, params).fetchall()]
+
+
+class _SqliteTx:
+    """A `Transaction` on a connection inside `BEGIN IMMEDIATE`: every call runs at once."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    async def get(self, kind: str, doc_id: str) -> dict[str, Any] | None:
+        return _get(self.conn, kind, doc_id)
+
+    async def query(self, kind: str, *, where: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        return _query(self.conn, kind, where, limit, None)
+
+    def insert(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+        return _insert(self.conn, kind, doc)
+
+    def put(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+        new = {**doc, "version": int(doc.get("version") or 0) + 1}
+        self.conn.execute(
+            "INSERT OR REPLACE INTO documents (kind, id, tenant, status, sort_key, due_at,"
+            " expires_at, lease_owner, lease_token, lease_expires_at, version, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                kind,
+                new["id"],
+                *(new.get(name) for name in _INDEXED),
+                *(new.get(name) for name in LEASE_FIELDS),
+                new["version"],
+                _body(new),
+            ),
+        )
+        return new
+
+    def delete(self, kind: str, doc_id: str) -> None:
+        self.conn.execute("DELETE FROM documents WHERE kind = ? AND id = ?", (kind, doc_id))
+
+
+def _run_at_once(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a transaction function to its end in one step. Its awaits are only the
+    transaction's reads, which finish at once, so it never suspends; one that does awaited
+    something else, which would hold the write lock across the event loop, and is refused."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("a SQLite transaction function awaited something besides its reads")
+
+
 class SqliteBackend:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.runner = SqliteRunner(self.path, _SCHEMA)
 
     async def insert(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
-        new = {**doc, "version": 1}
-
-        def op(conn: sqlite3.Connection) -> None:
-            try:
-                conn.execute(
-                    "INSERT INTO documents (kind, id, tenant, status, sort_key, due_at, expires_at,"
-                    " lease_owner, lease_token, lease_expires_at, version, body)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
-                    (
-                        kind,
-                        new["id"],
-                        *(new.get(name) for name in _INDEXED),
-                        *(new.get(name) for name in LEASE_FIELDS),
-                        _body(new),
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise ConflictError(f"{kind} {new['id']} already exists") from exc
-
-        await self.runner.run(op, write=True)
-        return new
+        return await self.runner.run(lambda conn: _insert(conn, kind, doc), write=True)
 
     async def get(self, kind: str, doc_id: str) -> dict[str, Any] | None:
-        def op(conn: sqlite3.Connection) -> dict[str, Any] | None:
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM documents WHERE kind = ? AND id = ?", (kind, doc_id)
-            ).fetchone()
-            return _row_to_doc(row) if row else None
-
-        return await self.runner.run(op, write=False)
+        return await self.runner.run(lambda conn: _get(conn, kind, doc_id), write=False)
 
     async def replace(
         self,
@@ -156,24 +230,8 @@ class SqliteBackend:
     async def query(
         self, kind: str, *, where: dict[str, Any], limit: int, after: str | None = None
     ) -> list[dict[str, Any]]:
-        unknown = set(where) - set(_QUERYABLE)
-        if unknown:
-            raise ValueError(f"cannot query on {sorted(unknown)}")
-        clauses = ["kind = ?"]
-        params: list[Any] = [kind]
-        for name, value in where.items():
-            clauses.append(f"{_QUERYABLE[name]} = ?")
-            params.append(value)
-        if after is not None:
-            clauses.append("sort_key < ?")
-            params.append(after)
-        params.append(limit)
-        sql = (
-            f"SELECT {_COLUMNS} FROM documents WHERE {' AND '.join(clauses)}"
-            " ORDER BY sort_key DESC LIMIT ?"
-        )
         return await self.runner.run(
-            lambda conn: [_row_to_doc(r) for r in conn.execute(sql, params).fetchall()], write=False
+            lambda conn: _query(conn, kind, where, limit, after), write=False
         )
 
     async def claim_due(
@@ -287,6 +345,11 @@ class SqliteBackend:
             write=True,
             inline=False,
         )
+
+    async def transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        """`fn` within one `BEGIN IMMEDIATE`: the write lock is held from its first read to
+        its commit, so nothing lands in between, across threads and processes."""
+        return await self.runner.run(lambda conn: _run_at_once(fn(_SqliteTx(conn))), write=True)
 
     async def ping(self) -> None:
         await self.runner.run(lambda conn: conn.execute("SELECT 1").fetchone(), write=False)

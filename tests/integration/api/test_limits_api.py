@@ -161,10 +161,10 @@ async def test_a_post_whose_record_cannot_be_written_gives_its_slot_back(
     api: Api = await make_api(TENANT_MAX_DEPLOYMENTS=1)
     store = api.services.store
 
-    async def unavailable(dep: Any) -> Any:
+    async def unavailable(dep: Any, holder: str, **kwargs: Any) -> Any:
         raise StoreUnavailableError("store down")
 
-    monkeypatch.setattr(store.deployments, "create", unavailable)
+    monkeypatch.setattr(store.quotas, "bind", unavailable)  # the record's write
     assert (await api.post_deployment()).status_code == 503
     assert await store.quotas.held("alice") == {}
     assert (await store.quotas.usage("alice")).deployments == 0

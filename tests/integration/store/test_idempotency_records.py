@@ -10,15 +10,19 @@ from visgate.store.repositories import Store
 
 
 async def test_idempotency_key_is_held_then_replayed(store: Store) -> None:
-    assert await store.idempotency.begin("t1", "key-1", "fp-a") is None
+    claim = await store.idempotency.claim("t1", "key-1", "fp-a", "dep_1")
+    assert claim.token is not None and claim.deployment_id == "dep_1"
     held = await store.idempotency.begin("t1", "key-1", "fp-a")
-    assert held is not None and held.state == "in_flight"
-    await store.idempotency.complete("t1", "key-1", 202, {"deployment_id": "dep_1"})
+    assert held is not None and held.state == "in_flight" and held.deployment_id == "dep_1"
+    assert await store.idempotency.complete(
+        "t1", "key-1", 202, {"deployment_id": "dep_1"}, token=claim.token
+    )
     done = await store.idempotency.begin("t1", "key-1", "fp-b")
     assert done is not None and done.state == "done" and done.fingerprint == "fp-a"
     assert done.response == {"deployment_id": "dep_1"}
-    assert await store.idempotency.begin("t2", "key-1", "fp-a") is None  # scoped per tenant
-    await store.idempotency.abandon("t2", "key-1")
+    other = await store.idempotency.claim("t2", "key-1", "fp-a", "dep_2")  # scoped per tenant
+    assert other.token is not None
+    assert await store.idempotency.abandon("t2", "key-1", token=other.token)
     assert await store.idempotency.begin("t2", "key-1", "fp-c") is None
 
 
@@ -48,9 +52,12 @@ async def test_in_flight_idempotency_claim_is_a_short_lease(document_backend: ob
 async def test_done_idempotency_answers_replay_for_24_hours(document_backend: object) -> None:
     clock = FakeClock()
     store = Store(document_backend, clock=clock)  # type: ignore[arg-type]
-    assert await store.idempotency.begin("t1", "key-1", "fp-a") is None
+    claim = await store.idempotency.claim("t1", "key-1", "fp-a", "dep_1")
+    assert claim.token is not None
     clock.now += 5
-    await store.idempotency.complete("t1", "key-1", 202, {"deployment_id": "dep_1"})
+    await store.idempotency.complete(
+        "t1", "key-1", 202, {"deployment_id": "dep_1"}, token=claim.token
+    )
     clock.now += IDEMPOTENCY_TTL_S - 10  # far past the in-flight lease, inside the day
     done = await store.idempotency.begin("t1", "key-1", "fp-a")
     assert done is not None and done.state == "done"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -280,3 +281,65 @@ async def test_add_within_lets_exactly_the_limit_through_a_race(store: Store) ->
     assert results.count(True) == 5
     stored = await store.backend.get("counters", "race")
     assert stored is not None and stored["n"] == 5
+
+
+async def test_a_transaction_writes_all_of_its_documents_or_none(store: Store) -> None:
+    backend = store.backend
+    await backend.insert("things", {"id": "a", "n": 1, "tenant": "t1", "sort_key": "1"})
+
+    async def move(tx: Any) -> int:
+        a = await tx.get("things", "a")
+        assert await tx.get("things", "missing") is None
+        tx.put("things", {**a, "n": a["n"] + 1})
+        tx.insert("things", {"id": "b", "n": 10, "tenant": "t1", "sort_key": "2"})
+        return int(a["version"])
+
+    assert await backend.transaction(move) == 1
+    a, b = await backend.get("things", "a"), await backend.get("things", "b")
+    assert a is not None and (a["n"], a["version"]) == (2, 2)
+    assert b is not None and (b["n"], b["version"]) == (10, 1)
+
+    async def fails_after_writing(tx: Any) -> None:
+        a = await tx.get("things", "a")
+        tx.put("things", {**a, "n": 99})
+        tx.delete("things", "b")
+        raise RuntimeError("changed my mind")
+
+    with pytest.raises(RuntimeError):
+        await backend.transaction(fails_after_writing)
+    assert (await backend.get("things", "a"))["n"] == 2  # type: ignore[index]
+    assert await backend.get("things", "b") is not None
+
+    async def listed(tx: Any) -> list[str]:
+        docs = await tx.query("things", where={"tenant": "t1"}, limit=10)
+        tx.delete("things", "b")
+        return [d["id"] for d in docs]
+
+    assert await backend.transaction(listed) == ["b", "a"]  # newest sort_key first
+    assert await backend.get("things", "b") is None
+
+    async def again(tx: Any) -> None:
+        tx.insert("things", {"id": "a", "n": 0})
+
+    with pytest.raises(ConflictError):
+        await backend.transaction(again)
+
+
+async def test_racing_transactions_each_see_the_others_writes(store: Store) -> None:
+    """Read-modify-write of one document from many transactions at once: none is lost,
+    and the document each one writes beside it lands with it."""
+    backend = store.backend
+
+    async def bump(n: int) -> None:
+        async def fn(tx: Any) -> None:
+            doc = await tx.get("counters", "shared") or {"id": "shared", "n": 0, "version": 0}
+            tx.put("counters", {**doc, "n": doc["n"] + 1})
+            tx.insert("marks", {"id": f"m{n}", "at": doc["n"]})
+
+        await backend.transaction(fn)
+
+    await asyncio.gather(*(bump(n) for n in range(10)))
+    shared = await backend.get("counters", "shared")
+    assert shared is not None and shared["n"] == 10
+    marks = [await backend.get("marks", f"m{n}") for n in range(10)]
+    assert sorted(m["at"] for m in marks if m is not None) == list(range(10))

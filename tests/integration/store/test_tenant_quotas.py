@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.firestore_emulator import PROJECT
 from visgate.domain.deployment import Deployment
-from visgate.domain.errors import QuotaExceededError
+from visgate.domain.errors import QuotaExceededError, StoreUnavailableError
 from visgate.domain.status import Status
 from visgate.store.base import DocumentBackend
 from visgate.store.quotas import Limits, TenantQuotas
@@ -142,3 +142,49 @@ async def test_slots_left_by_a_crash_are_reclaimed_when_they_would_refuse(
     await quotas.reserve("acme", "dep_new", 1, Limits(max_deployments=1, max_workers=10))
     assert list(await quotas.held("acme")) == ["dep_new"]
     assert (await quotas.usage("acme")).deployments == 1
+
+
+async def test_a_reservation_whose_commit_answer_was_lost_counts_once(
+    backends: list[DocumentBackend],
+) -> None:
+    """The store commits the reservation but the answer is lost (a timeout); whoever runs
+    it again finds it made: the slot counts once, not twice and not zero times."""
+    backend: Any = backends[0]
+    lost = [True]
+
+    def lose_the_answer(method: Any) -> Any:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            result = await method(*args, **kwargs)
+            if lost[0]:
+                lost[0] = False
+                raise StoreUnavailableError("deadline exceeded")
+            return result
+
+        return call
+
+    for name in ("insert", "transaction"):
+        if hasattr(backend, name):
+            setattr(backend, name, lose_the_answer(getattr(backend, name)))
+    quotas = TenantQuotas(backend)
+    limits = Limits(max_deployments=3, max_workers=10)
+    try:
+        await quotas.reserve("acme", "dep_a", 2, limits)
+    except StoreUnavailableError:
+        await quotas.reserve("acme", "dep_a", 2, limits)  # the caller's own retry
+    assert await quotas.held("acme") == {"dep_a": 2}
+    usage = await quotas.usage("acme")
+    assert (usage.deployments, usage.workers) == (1, 2)
+
+
+async def test_release_never_frees_a_slot_whose_deployment_still_counts(
+    backends: list[DocumentBackend],
+) -> None:
+    store = Store(backends[0])
+    limits = Limits(max_deployments=1, max_workers=10)
+    live = Deployment.new(tenant="acme", model_id="o/m", now=time.time())
+    await store.quotas.reserve("acme", live.id, 1, limits)
+    await store.deployments.create(live)
+    await store.quotas.release("acme", live.id)  # a stray or repeated release
+    assert await store.quotas.held("acme") == {live.id: 1}
+    with pytest.raises(QuotaExceededError):
+        await store.quotas.reserve("acme", "dep_other", 1, limits)

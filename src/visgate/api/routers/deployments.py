@@ -52,18 +52,26 @@ async def create_deployment(
     if idempotency_key is None:
         return _accepted(await service.create(services, body, key))
     call = IdempotentCall(
-        services.store.idempotency, key.tenant, idempotency_key, _fingerprint(body)
+        services.store.idempotency,
+        key.tenant,
+        idempotency_key,
+        _fingerprint(body),
+        render=_accepted,
     )
     replay = await call.begin()
     if replay is not None:
         response.headers["Idempotent-Replayed"] = "true"
         return replay
     try:
-        answer = _accepted(await service.create(services, body, key))
+        async with call.held():
+            dep = await service.create(
+                services, body, key, deployment_id=call.deployment_id, guard=call.guard
+            )
     except BaseException:
         await call.abandon()
         raise
-    await call.complete(202, answer)
+    answer = _accepted(dep)
+    await call.complete(202, answer)  # never raises: the deployment exists, it is the answer
     return answer
 
 
