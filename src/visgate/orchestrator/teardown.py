@@ -11,6 +11,7 @@ act: the secrets stay until one more by-name sweep, two leases after the teardow
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from visgate.deployments.service import provider_key
 from visgate.domain.deployment import Deployment, ErrorInfo, TeardownBlocked
@@ -65,6 +66,15 @@ def final_sweep_delay(services: Services) -> float:
     return 2 * services.settings.lease_seconds
 
 
+async def _remove_resources(services: Services, dep: Deployment) -> StepResult:
+    """Tear down now; the final sweep (and the secrets' removal) is due two leases later."""
+    await teardown_provider(services, dep)
+    delay = final_sweep_delay(services)
+    return StepResult(
+        resources_removed=True, fields={"final_sweep_at": time.time() + delay}, due_in=delay
+    )
+
+
 async def clean_up_failed(services: Services, dep: Deployment) -> StepResult:
     """Remove cloud resources (recorded), then, after the final sweep, the secrets.
 
@@ -72,14 +82,8 @@ async def clean_up_failed(services: Services, dep: Deployment) -> StepResult:
     never gone while the record still says something may be left.
     """
     if dep.needs_teardown:
-        await teardown_provider(services, dep)
-        delay = final_sweep_delay(services)
-        return StepResult(
-            resources_removed=True,
-            logs=(LogLine("cloud resources removed"),),
-            fields={"final_sweep_at": time.time() + delay},
-            due_in=delay,
-        )
+        removed = await _remove_resources(services, dep)
+        return replace(removed, logs=(LogLine("cloud resources removed"),))
     if dep.final_sweep_at is not None:
         return await final_sweep(services, dep)
     await services.secrets.delete_for(dep.id)
@@ -91,14 +95,11 @@ async def delete(services: Services, dep: Deployment) -> StepResult:
     sweep (`final_sweep_delay` later) when anything may have been made."""
     held = may_hold_resources(dep) or dep.final_sweep_at is not None
     if held:
-        await teardown_provider(services, dep)
-        delay = final_sweep_delay(services)
-        return StepResult(
-            resources_removed=True,
+        removed = await _remove_resources(services, dep)
+        return replace(
+            removed,
             transition=Move(Status.deleted, "endpoint and template removed"),
             events=("deployment.deleted",),
-            fields={"final_sweep_at": time.time() + delay},
-            due_in=delay,
         )
     await services.secrets.delete_for(dep.id)
     return StepResult(
@@ -145,7 +146,7 @@ def blocked(dep: Deployment, exc: BaseException) -> StepResult:
     name = endpoint_name(dep.id)
     endpoint = f"endpoint {name}" + (f" ({dep.endpoint_id})" if dep.endpoint_id else "")
     first = dep.teardown_blocked is None
-    since = now if dep.teardown_blocked is None else dep.teardown_blocked.since
+    since = dep.teardown_blocked.since if dep.teardown_blocked else now
     state = TeardownBlocked(
         since=since,
         account=account,

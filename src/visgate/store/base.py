@@ -25,7 +25,9 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from visgate.domain.errors import VisgateError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+
+from visgate.domain.errors import StoreUnavailableError, VisgateError
 
 T = TypeVar("T")
 
@@ -108,22 +110,6 @@ class DocumentBackend(Protocol):
         next call (carrying the next window's `expires_at`) starts again at 1."""
         ...
 
-    async def add_within(
-        self,
-        kind: str,
-        doc_id: str,
-        *,
-        deltas: dict[str, int],
-        limits: dict[str, int],
-        base: dict[str, Any],
-    ) -> dict[str, Any] | None:
-        """Add `deltas` to integer fields of one document in one atomic step, only if every
-        field named in `limits` stays at or below its limit; a result below 0 is stored as 0.
-        A missing document starts as `base` with the fields at 0. Returns the document as
-        written (its version bumped), or None when a limit would be passed (nothing is
-        written). A quota check that two racing callers can never both pass."""
-        ...
-
     async def count_by_status(self, kind: str) -> dict[str, int]: ...
 
     async def purge_expired(self, kind: str, *, now: float) -> int:
@@ -166,6 +152,23 @@ async def hold_lease(
     if lease_token is None:
         return False
     return await backend.extend_lease(kind, doc_id, lease_token=lease_token, expires_at=until)
+
+
+async def run_transaction(
+    backend: DocumentBackend, fn: Callable[[Transaction], Awaitable[T]], *, tries: int = 3
+) -> T:
+    """`backend.transaction(fn)`, run again after a commit of unknown outcome
+    (`StoreUnavailableError`). For functions that are safe to repeat: a second run finds
+    what the first wrote and changes nothing more (the quota and idempotency ones are)."""
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(tries),
+        retry=retry_if_exception_type(StoreUnavailableError),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await backend.transaction(fn)
+    raise AssertionError("unreachable")
 
 
 @contextlib.asynccontextmanager

@@ -26,19 +26,18 @@ class Page:
     next_cursor: str | None
 
 
+def record_doc(dep: Deployment) -> dict[str, Any]:
+    """The record as stored: its fields and the `sort_key` that places it in listings."""
+    return {**dep.to_doc(), "sort_key": sort_key(dep.created_at, dep.id)}
+
+
 class DeploymentRepository:
     def __init__(self, backend: DocumentBackend, *, clock: Callable[[], float] = time.time) -> None:
         self.backend = backend
         self.clock = clock
 
-    @staticmethod
-    def _doc(dep: Deployment) -> dict[str, Any]:
-        doc = dep.to_doc()
-        doc["sort_key"] = sort_key(dep.created_at, dep.id)
-        return doc
-
     async def create(self, dep: Deployment) -> Deployment:
-        stored = await self.backend.insert(DEPLOYMENTS, self._doc(dep))
+        stored = await self.backend.insert(DEPLOYMENTS, record_doc(dep))
         return Deployment.from_doc(stored)
 
     async def get(self, deployment_id: str, *, tenant: str | None = None) -> Deployment:
@@ -54,7 +53,7 @@ class DeploymentRepository:
         for current, new in pairwise(dep.status_path()):
             check_transition(current, new)
         stored = await self.backend.replace(
-            DEPLOYMENTS, self._doc(dep), expected_version=dep.version, lease_token=lease_token
+            DEPLOYMENTS, record_doc(dep), expected_version=dep.version, lease_token=lease_token
         )
         return Deployment.from_doc(stored)
 

@@ -293,35 +293,6 @@ class FirestoreBackend:
         )
         return int(result.transform_results[0].integer_value)
 
-    async def add_within(
-        self,
-        kind: str,
-        doc_id: str,
-        *,
-        deltas: dict[str, int],
-        limits: dict[str, int],
-        base: dict[str, Any],
-    ) -> dict[str, Any] | None:
-        """Create the document if missing, then a compare-and-set: read, check every sum
-        against its limit, write only if nobody wrote in between."""
-        ref = self._collection(kind).document(doc_id)
-        start = {**base, **{name: 0 for name in deltas}, "id": doc_id, "version": 0}
-        try:
-            await self._guard(ref.create(start), passthrough=(gexc.AlreadyExists,))
-        except gexc.AlreadyExists:
-            pass
-
-        def decide(doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, Any]:
-            if doc is None:
-                raise StaleWriteError(f"{kind} {doc_id} was deleted meanwhile")
-            if any(int(doc.get(n) or 0) + deltas.get(n, 0) > lim for n, lim in limits.items()):
-                return None, None
-            fields = {n: max(0, int(doc.get(n) or 0) + d) for n, d in deltas.items()}
-            fields["version"] = int(doc.get("version") or 0) + 1
-            return fields, {**doc, **fields}
-
-        return await self._compare_and_set(ref, decide)  # type: ignore[no-any-return]
-
     async def count_by_status(self, kind: str) -> dict[str, int]:
         async def count(status: Status) -> tuple[str, int]:
             result = await self._guard(

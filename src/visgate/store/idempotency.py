@@ -25,12 +25,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
-
 from visgate.domain.deployment import Deployment, new_deployment_id
-from visgate.domain.errors import IdempotencyConflictError, StoreUnavailableError
+from visgate.domain.errors import IdempotencyConflictError
 from visgate.domain.records import IdempotencyRecord
-from visgate.store.base import DEPLOYMENTS, DocumentBackend, Transaction
+from visgate.store.base import DEPLOYMENTS, DocumentBackend, Transaction, run_transaction
 
 IDEMPOTENCY = "idempotency_keys"
 
@@ -73,15 +71,7 @@ class IdempotencyRepository:
     async def _run(self, fn: Callable[[Transaction], Awaitable[Any]]) -> Any:
         """Each transaction here is safe to run again after a commit of unknown outcome
         (it finds its own write, or a claim whose token it knows)."""
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(3),
-            retry=retry_if_exception_type(StoreUnavailableError),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                return await self.backend.transaction(fn)
-        raise AssertionError("unreachable")
+        return await run_transaction(self.backend, fn)
 
     async def claim(self, tenant: str, key: str, fingerprint: str, deployment_id: str) -> Claim:
         """Claim the key for this request to create `deployment_id`, or report who holds it.

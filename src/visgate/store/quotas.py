@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from visgate.domain.deployment import Deployment
-from visgate.domain.errors import QuotaExceededError, StoreUnavailableError, TransientError
-from visgate.store.base import DEPLOYMENTS, DocumentBackend, Transaction
+from visgate.domain.errors import QuotaExceededError, TransientError
+from visgate.store.base import DEPLOYMENTS, DocumentBackend, Transaction, run_transaction
 from visgate.store.cursors import every, sort_key
+from visgate.store.deployments import record_doc
 
 USAGE = "tenant_usage"
 SLOTS = "quota_slots"
@@ -96,14 +96,9 @@ def usage_id(tenant: str) -> str:
     return hashlib.sha256(tenant.encode()).hexdigest()[:32]
 
 
-def _retrying() -> AsyncRetrying:
-    """Every quota transaction is safe to run again after a commit of unknown outcome: a
-    second run finds what the first wrote and changes nothing more."""
-    return AsyncRetrying(
-        stop=stop_after_attempt(3),
-        retry=retry_if_exception_type(StoreUnavailableError),
-        reraise=True,
-    )
+def _held_by(slot: dict[str, Any], holder: str) -> bool:
+    """The slot is held, by the POST `holder`."""
+    return slot.get("status") == HELD and slot.get("holder") == holder
 
 
 class TenantQuotas:
@@ -124,10 +119,8 @@ class TenantQuotas:
         return {d["id"]: int(d["workers"]) async for d in every(self.backend, SLOTS, where)}
 
     async def _run(self, fn: Callable[[Transaction], Awaitable[Any]]) -> Any:
-        async for attempt in _retrying():
-            with attempt:
-                return await self.backend.transaction(fn)
-        raise AssertionError("unreachable")
+        """Every quota transaction is safe to run again after a commit of unknown outcome."""
+        return await run_transaction(self.backend, fn)
 
     async def reserve(
         self, tenant: str, deployment_id: str, workers: int, limits: Limits, *, holder: str = ""
@@ -186,7 +179,7 @@ class TenantQuotas:
 
         async def fn(tx: Transaction) -> bool:
             doc = await tx.get(SLOTS, deployment_id)
-            if doc is None or doc.get("status") != HELD or doc.get("holder") != holder:
+            if doc is None or not _held_by(doc, holder):
                 return False
             tx.put(SLOTS, {**doc, "lease_until": self.clock() + self.slot_lease_s})
             return True
@@ -198,7 +191,7 @@ class TenantQuotas:
         `guard` passes), in one transaction: a POST whose slot was reclaimed cannot write a
         record that nothing counts. A record already there is this POST's own earlier write
         (ids are new per POST) and is returned as it is."""
-        doc = {**dep.to_doc(), "sort_key": sort_key(dep.created_at, dep.id)}
+        doc = record_doc(dep)
 
         async def fn(tx: Transaction) -> dict[str, Any]:
             existing = await tx.get(DEPLOYMENTS, dep.id)
@@ -207,7 +200,7 @@ class TenantQuotas:
             slot = await tx.get(SLOTS, dep.id)
             if guard is not None:
                 await guard(tx)
-            if slot is None or slot.get("status") != HELD or slot.get("holder") != holder:
+            if slot is None or not _held_by(slot, holder):
                 raise TransientError(
                     "this request stalled until its quota reservation ran out; retry it"
                 )
@@ -227,7 +220,7 @@ class TenantQuotas:
             if record is not None:
                 return record
             slot = await tx.get(SLOTS, deployment_id)
-            if slot is not None and slot.get("status") == HELD and slot.get("holder") == holder:
+            if slot is not None and _held_by(slot, holder):
                 await self._release_in(tx, tenant, slot)
             return None
 

@@ -10,7 +10,6 @@ reads and writes of several documents inside one `BEGIN IMMEDIATE`.
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import sqlite3
 from collections.abc import Awaitable, Callable, Coroutine
@@ -51,7 +50,6 @@ _INDEXED = ("tenant", "status", "sort_key", "due_at", "expires_at")
 # document), read from the body within the kind's rows.
 _QUERYABLE = {"tenant": "tenant", "status": "status", "name": "json_extract(body, '$.name')"}
 _COLUMNS = "id, body, version, due_at, lease_owner, lease_token, lease_expires_at"
-_FIELD = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 T = TypeVar("T")
 
 
@@ -71,21 +69,27 @@ def _body(doc: dict[str, Any]) -> str:
     )
 
 
+def _write_row(conn: sqlite3.Connection, verb: str, kind: str, doc: dict[str, Any]) -> None:
+    """`verb` (INSERT, or INSERT OR REPLACE) one document whole, at its `version`."""
+    conn.execute(
+        f"{verb} INTO documents (kind, id, tenant, status, sort_key, due_at, expires_at,"
+        " lease_owner, lease_token, lease_expires_at, version, body)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            kind,
+            doc["id"],
+            *(doc.get(name) for name in _INDEXED),
+            *(doc.get(name) for name in LEASE_FIELDS),
+            doc["version"],
+            _body(doc),
+        ),
+    )
+
+
 def _insert(conn: sqlite3.Connection, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
     new = {**doc, "version": 1}
     try:
-        conn.execute(
-            "INSERT INTO documents (kind, id, tenant, status, sort_key, due_at, expires_at,"
-            " lease_owner, lease_token, lease_expires_at, version, body)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
-            (
-                kind,
-                new["id"],
-                *(new.get(name) for name in _INDEXED),
-                *(new.get(name) for name in LEASE_FIELDS),
-                _body(new),
-            ),
-        )
+        _write_row(conn, "INSERT", kind, new)
     except sqlite3.IntegrityError as exc:
         raise ConflictError(f"{kind} {new['id']} already exists") from exc
     return new
@@ -137,19 +141,7 @@ class _SqliteTx:
 
     def put(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
         new = {**doc, "version": int(doc.get("version") or 0) + 1}
-        self.conn.execute(
-            "INSERT OR REPLACE INTO documents (kind, id, tenant, status, sort_key, due_at,"
-            " expires_at, lease_owner, lease_token, lease_expires_at, version, body)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                kind,
-                new["id"],
-                *(new.get(name) for name in _INDEXED),
-                *(new.get(name) for name in LEASE_FIELDS),
-                new["version"],
-                _body(new),
-            ),
-        )
+        _write_row(self.conn, "INSERT OR REPLACE", kind, new)
         return new
 
     def delete(self, kind: str, doc_id: str) -> None:
@@ -281,46 +273,6 @@ class SqliteBackend:
                 (kind, doc_id, expires_at, now, now),
             ).fetchone()
             return int(row["version"])
-
-        return await self.runner.run(op, write=True)
-
-    async def add_within(
-        self,
-        kind: str,
-        doc_id: str,
-        *,
-        deltas: dict[str, int],
-        limits: dict[str, int],
-        base: dict[str, Any],
-    ) -> dict[str, Any] | None:
-        """One `UPDATE ... WHERE <every sum within its limit> RETURNING` on the JSON body,
-        atomic under SQLite's write lock (the insert of a missing document first)."""
-        for name in (*deltas, *limits):
-            if not _FIELD.fullmatch(name):
-                raise ValueError(f"not a field name: {name!r}")
-        start = {**base, **{name: 0 for name in deltas}, "id": doc_id}
-
-        def value(name: str) -> str:
-            return f"COALESCE(json_extract(body, '$.{name}'), 0)"
-
-        sets = ", ".join(f"'$.{n}', MAX(0, {value(n)} + ?)" for n in deltas)
-        checks = "".join(f" AND {value(n)} + ? <= ?" for n in limits)
-        params: list[Any] = [*deltas.values(), kind, doc_id]
-        for name, limit in limits.items():
-            params += [deltas.get(name, 0), limit]
-
-        def op(conn: sqlite3.Connection) -> dict[str, Any] | None:
-            conn.execute(
-                "INSERT INTO documents (kind, id, tenant, version, body)"
-                " VALUES (?, ?, ?, 0, ?) ON CONFLICT (kind, id) DO NOTHING",
-                (kind, doc_id, start.get("tenant"), _body(start)),
-            )
-            row = conn.execute(
-                f"UPDATE documents SET body = json_set(body, {sets}), version = version + 1"
-                f" WHERE kind = ? AND id = ?{checks} RETURNING {_COLUMNS}",
-                params,
-            ).fetchone()
-            return _row_to_doc(row) if row else None
 
         return await self.runner.run(op, write=True)
 

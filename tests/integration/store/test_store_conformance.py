@@ -248,41 +248,6 @@ async def test_store_answers_ping(store: Store) -> None:
     await store.ping()
 
 
-async def test_add_within_adds_only_while_every_limit_holds(store: Store) -> None:
-    backend = store.backend
-    caps = {"n": 2, "w": 3}
-    first = await backend.add_within(
-        "counters", "c1", deltas={"n": 1, "w": 2}, limits=caps, base={"tenant": "t1"}
-    )
-    assert first is not None and (first["n"], first["w"], first["tenant"]) == (1, 2, "t1")
-    assert (
-        await backend.add_within("counters", "c1", deltas={"n": 1, "w": 2}, limits=caps, base={})
-        is None
-    )
-    second = await backend.add_within(
-        "counters", "c1", deltas={"n": 1, "w": 1}, limits=caps, base={}
-    )
-    assert second is not None and (second["n"], second["w"]) == (2, 3)
-    assert second["version"] == first["version"] + 1
-    down = await backend.add_within("counters", "c1", deltas={"n": -5, "w": -1}, limits={}, base={})
-    assert down is not None and (down["n"], down["w"]) == (0, 2)  # never below 0
-    stored = await backend.get("counters", "c1")
-    assert stored is not None and (stored["n"], stored["w"]) == (0, 2)
-
-
-async def test_add_within_lets_exactly_the_limit_through_a_race(store: Store) -> None:
-    async def one() -> bool:
-        got = await store.backend.add_within(
-            "counters", "race", deltas={"n": 1}, limits={"n": 5}, base={}
-        )
-        return got is not None
-
-    results = await asyncio.gather(*(one() for _ in range(30)))
-    assert results.count(True) == 5
-    stored = await store.backend.get("counters", "race")
-    assert stored is not None and stored["n"] == 5
-
-
 async def test_a_transaction_writes_all_of_its_documents_or_none(store: Store) -> None:
     backend = store.backend
     await backend.insert("things", {"id": "a", "n": 1, "tenant": "t1", "sort_key": "1"})
