@@ -232,6 +232,30 @@ class Settings(BaseSettings):
         validation_alias="VISGATE_SWEEP_INTERVAL",
         description="How often the orphan sweeper lists provider endpoints; `0` turns sweeping off.",
     )
+    trusted_proxy_hops: int = Field(
+        1,
+        ge=0,
+        le=10,
+        validation_alias="VISGATE_TRUSTED_PROXY_HOPS",
+        description="Proxies in front that append to `X-Forwarded-For`: the client address is that many entries from the right (Cloud Run: 1; behind an external load balancer too: 2; nothing in front: 0).",
+    )
+    event_streams_per_key: int = Field(
+        10,
+        ge=1,
+        validation_alias="VISGATE_EVENT_STREAMS_PER_KEY",
+        description="Open `/events` streams one API key may hold on one instance; more answer 429.",
+    )
+    event_streams_max: int = Field(
+        200,
+        ge=1,
+        validation_alias="VISGATE_EVENT_STREAMS_MAX",
+        description="Open `/events` streams one instance serves in all; keep it under the platform's request concurrency.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        validation_alias="VISGATE_METRICS_TOKEN",
+        description="Bearer token `/metrics` asks for; unset, `/metrics` answers only on loopback (a sidecar scraper, a local run).",
+    )
     max_body_bytes: int = Field(
         64 * 1024,
         ge=1024,
