@@ -55,7 +55,9 @@ async def _check_request(body: CreateDeployment, key: ApiKey, services: Services
         )
     if body.user_webhook_url:
         await check_webhook_url(
-            body.user_webhook_url, allow_private=services.settings.webhook_allow_private_urls
+            body.user_webhook_url,
+            allow_private=services.settings.webhook_allow_private_urls,
+            tenant=key.tenant,
         )
     return _Checked(tier, data_center_ids, limits)
 

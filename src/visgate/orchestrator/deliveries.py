@@ -158,6 +158,7 @@ class DeliveryWorker(LeasedLoop[WebhookDelivery, Attempt]):
             msg_id=item.id,
             body=item.body.encode(),
             allow_private=self.services.settings.webhook_allow_private_urls,
+            tenant=item.tenant,
         )
         entry = DeliveryAttemptLog(
             at=time.time(),

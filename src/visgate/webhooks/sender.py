@@ -3,7 +3,10 @@
 The reconciler persists pending deliveries and calls `deliver_once` per attempt, so
 nothing here queues, sleeps or retries. Every outcome, timeouts and refused connections
 included, comes back as a `DeliveryAttempt` rather than an exception, because each one is
-logged on the deployment and decides the next attempt.
+logged on the deployment and decides the next attempt. That holds for errors nobody
+foresaw too (a socket's `OverflowError`, an `ExceptionGroup` from the connection code): an
+exception escaping here would bring the delivery back with its lease forever, never logged
+and never given up.
 """
 
 from __future__ import annotations
@@ -170,18 +173,35 @@ async def _post(
     return _Outcome(error=last_error)
 
 
+@dataclass(frozen=True)
+class _Send:
+    """Where and how one attempt goes."""
+
+    url: str
+    allow_private: bool
+    limit_s: float
+    resolver: Resolver | None
+    tenant: str | None
+
+
+def _exception_types(exc: BaseException) -> str:
+    """`OverflowError`, or `ExceptionGroup(OverflowError, OSError)`: types only, since an
+    unforeseen exception's text may carry internal details (addresses, paths)."""
+    if isinstance(exc, BaseExceptionGroup):
+        inner = ", ".join(dict.fromkeys(_exception_types(e) for e in exc.exceptions))
+        return f"{type(exc).__name__}({inner})"
+    return type(exc).__name__
+
+
 async def _attempt(
-    client: httpx.AsyncClient,
-    url: str,
-    headers: dict[str, str],
-    body: bytes,
-    allow_private: bool,
-    limit_s: float,
-    resolver: Resolver | None,
+    client: httpx.AsyncClient, send: _Send, headers: dict[str, str], body: bytes
 ) -> _Outcome:
+    url, limit_s = send.url, send.limit_s
     try:
         async with asyncio.timeout(limit_s):
-            target = await resolve_safe_target(url, allow_private=allow_private, resolver=resolver)
+            target = await resolve_safe_target(
+                url, allow_private=send.allow_private, resolver=send.resolver, tenant=send.tenant
+            )
             return await _post(client, target, headers, body, limit_s)
     except ValidationError as exc:
         # A refused IP literal stays refused; a name may resolve elsewhere by the next try.
@@ -190,6 +210,16 @@ async def _attempt(
         return _Outcome(error=f"timed out after {limit_s:g} s")
     except httpx.HTTPError as exc:
         return _Outcome(error=f"{type(exc).__name__}: {exc}")
+
+
+async def _sign_and_attempt(
+    client: httpx.AsyncClient, send: _Send, secret: str, msg_id: str, body: bytes, at: float
+) -> _Outcome:
+    try:
+        headers = build_headers(secret, msg_id, body, at)
+    except ValueError as exc:  # a malformed secret or id: no later attempt can fix it
+        return _Outcome(error=f"cannot sign: {exc}", disable=True)
+    return await _attempt(client, send, headers, body)
 
 
 async def deliver_once(
@@ -203,21 +233,30 @@ async def deliver_once(
     timeout: float = DEFAULT_TIMEOUT_SECONDS,  # noqa: ASYNC109 (a timeout is an outcome here, not an exception)
     resolver: Resolver | None = None,
     now: float | None = None,
+    tenant: str | None = None,
 ) -> DeliveryAttempt:
-    """POST one signed attempt of an event to `url`; never raises for delivery failures.
+    """POST one signed attempt of an event to `url`; never raises, only cancellation goes on.
 
-    The URL is checked again (SSRF) right before sending, the signature carries a fresh
-    timestamp (`now`, default the clock) under the event's unchanging `msg_id`, redirects
-    are never followed, and `timeout` bounds the whole attempt, DNS included.
+    The URL is checked again (SSRF) right before sending, its lookup counting against
+    `tenant`'s share of the lookup pool; the signature carries a fresh timestamp (`now`,
+    default the clock) under the event's unchanging `msg_id`, redirects are never followed,
+    and `timeout` bounds the whole attempt, DNS included. Any failure, foreseen or not, is
+    a failed attempt with its reason in `error`.
     """
     attempted_at = time.time() if now is None else now
     started = time.perf_counter()
+    send = _Send(url, allow_private, timeout, resolver, tenant)
     try:
-        headers = build_headers(secret, msg_id, body, attempted_at)
-    except ValueError as exc:  # a malformed secret or id: no later attempt can fix it
-        outcome = _Outcome(error=f"cannot sign: {exc}", disable=True)
-    else:
-        outcome = await _attempt(client, url, headers, body, allow_private, timeout, resolver)
+        outcome = await _sign_and_attempt(client, send, secret, msg_id, body, attempted_at)
+    except Exception as exc:  # anything but cancellation: a failed attempt, not a crash
+        log.warning(
+            "webhook_attempt_crashed",
+            msg_id=msg_id,
+            tenant=tenant,
+            error_type=type(exc).__name__,
+            exc_info=exc,
+        )
+        outcome = _Outcome(error=f"unexpected error: {_exception_types(exc)}")
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
     attempt = DeliveryAttempt(
         attempted_at=attempted_at,
@@ -232,6 +271,7 @@ async def deliver_once(
     log.info(
         "webhook_attempt",
         msg_id=msg_id,
+        tenant=tenant,
         status_code=attempt.status_code,
         ok=attempt.ok,
         duration_ms=duration_ms,

@@ -8,6 +8,12 @@ the two. The sender connects to the very addresses that were checked, so a name 
 resolves to a public address for the check and a private one for the connection (DNS
 rebinding) cannot slip through. URLs are parsed with httpx's parser, the one that sends,
 so the check and the request cannot read a URL differently.
+
+A refusal says which URL part is wrong but never which address a name resolved to: the
+caller (and the user reading the delivery log) learns that the target is not public, not
+what our internal network looks like. The category and address go to the server log.
+Lookups run on the webhook lookup pool (`resolver.py`) within the tenant's share of it, so
+one tenant's slow DNS cannot hold up anyone else's checks.
 """
 
 from __future__ import annotations
@@ -18,18 +24,25 @@ import re
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NoReturn
 
 import httpx
+import structlog
 
 from visgate.domain.errors import ValidationError
+from visgate.webhooks import resolver as lookup_pool
+
+log = structlog.get_logger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # (host, port) -> the host's addresses as text; injectable so tests need no DNS.
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 
 FIELD: Final = "user_webhook_url"
-RESOLVE_TIMEOUT_SECONDS: Final = 5.0
+RESOLVE_TIMEOUT_SECONDS: Final = 5.0  # waiting for a lookup slot included
+NOT_PUBLIC: Final = "a private, loopback or link-local address"
+_ONLY_PUBLIC: Final = "only public addresses are allowed"
+_PORTS: Final = range(1, 65536)
 _CGNAT: Final = ipaddress.IPv4Network("100.64.0.0/10")
 _NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
 _METADATA_IPS: Final = {
@@ -123,6 +136,9 @@ def _parse(url: str) -> tuple[httpx.URL, str, int, IPAddress | None]:
         # It would be stored and echoed back in API answers; sign-and-verify replaces it.
         raise _refuse("must not contain credentials (user:password@)")
     host = parsed.raw_host.decode("ascii").lower()
+    if parsed.port is not None and parsed.port not in _PORTS:
+        # httpx reads any digits as a port; the socket would fail on it at send time.
+        raise _refuse(f"has a port outside 1-65535 ({parsed.port})")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     literal = _ip_literal(host)
     if literal is None and not _HOST_NAME.fullmatch(host):
@@ -139,10 +155,23 @@ def validate_webhook_url_syntax(url: str) -> str:
 def _check_name(host: str) -> None:
     name = host.rstrip(".")
     if name in _LOCAL_NAMES or name.endswith(".localhost"):
-        raise _refuse(f"points at {name!r}, which is this machine or its metadata service")
+        raise _refuse(
+            f"points at {name!r}, which is this machine or its metadata service"
+            f" ({NOT_PUBLIC}); {_ONLY_PUBLIC}"
+        )
 
 
-def _check_addresses(host: str, addresses: Sequence[str]) -> tuple[str, ...]:
+def _not_public(
+    what: str, host: str, address: IPAddress, reason: str, tenant: str | None
+) -> NoReturn:
+    """Log the detailed reason for us; the caller learns only that the target is not public."""
+    log.info(
+        "webhook_target_refused", host=host, address=str(address), reason=reason, tenant=tenant
+    )
+    raise _refuse(f"{what} {NOT_PUBLIC}; {_ONLY_PUBLIC}")
+
+
+def _check_addresses(host: str, addresses: Sequence[str], tenant: str | None) -> tuple[str, ...]:
     if not addresses:
         raise _refuse(f"host {host!r} has no address")
     for text in addresses:
@@ -151,57 +180,60 @@ def _check_addresses(host: str, addresses: Sequence[str]) -> tuple[str, ...]:
         except ValueError:
             raise _refuse(f"host {host!r} resolved to a malformed address") from None
         if reason := forbidden_reason(address):
-            raise _refuse(f"host {host!r} resolves to {reason}; only public addresses are allowed")
+            _not_public(f"host {host!r} resolves to", host, address, reason, tenant)
     return tuple(dict.fromkeys(addresses))
 
 
-async def system_resolver(host: str, port: int) -> list[str]:
-    """The OS resolver, off the event loop."""
-    infos = await asyncio.get_running_loop().getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-    )
-    return [str(info[4][0]).split("%", 1)[0] for info in infos]
+async def system_resolver(host: str, port: int, *, tenant: str | None = None) -> list[str]:
+    """The OS resolver on the webhook lookup pool, within `tenant`'s share of its threads."""
+    return await lookup_pool.resolve(host, port, tenant=tenant)
 
 
-async def _resolve(host: str, port: int, resolver: Resolver | None) -> Sequence[str]:
+async def _resolve(
+    host: str, port: int, resolver: Resolver | None, tenant: str | None
+) -> Sequence[str]:
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
-            return await (resolver or system_resolver)(host, port)
+            if resolver is not None:
+                return await resolver(host, port)
+            return await system_resolver(host, port, tenant=tenant)
     except TimeoutError:
+        log.info("webhook_lookup_timed_out", host=host, tenant=tenant)
         raise _refuse(f"host {host!r} did not resolve in time") from None
     except OSError:
         raise _refuse(f"host {host!r} does not resolve") from None
 
 
 async def resolve_safe_target(
-    url: str, *, allow_private: bool, resolver: Resolver | None = None
+    url: str, *, allow_private: bool, resolver: Resolver | None = None, tenant: str | None = None
 ) -> SafeTarget:
     """Parse, resolve and check a webhook URL right before sending to it.
 
     Every address the name resolves to must be allowed (an attacker controls the order of
-    the answers). With `allow_private` (local runs, tests) any address passes. Raises
-    `ValidationError` naming the field and the reason.
+    the answers). With `allow_private` (local runs, tests) any address passes. The lookup
+    counts against `tenant`'s share of the lookup pool. Raises `ValidationError` naming the
+    field and the reason.
     """
     parsed, host, port, literal = _parse(url)
     if literal is not None:
         if not allow_private and (reason := forbidden_reason(literal)):
-            raise _refuse(f"points at {reason}; only public addresses are allowed")
+            _not_public("points at", host, literal, reason, tenant)
         address = literal.compressed
         return SafeTarget(parsed, address, port, (address,), is_ip_literal=True)
     if not allow_private:
         _check_name(host)
-    resolved = await _resolve(host, port, resolver)
+    resolved = await _resolve(host, port, resolver, tenant)
     if allow_private:
         if not resolved:
             raise _refuse(f"host {host!r} has no address")
         addresses = tuple(dict.fromkeys(resolved))
     else:
-        addresses = _check_addresses(host, resolved)
+        addresses = _check_addresses(host, resolved, tenant)
     return SafeTarget(parsed, host, port, addresses, is_ip_literal=False)
 
 
 async def check_webhook_url(
-    url: str, *, allow_private: bool, resolver: Resolver | None = None
+    url: str, *, allow_private: bool, resolver: Resolver | None = None, tenant: str | None = None
 ) -> None:
     """Refuse (422) a webhook URL we would never call, when the deployment is created.
 
@@ -211,7 +243,7 @@ async def check_webhook_url(
     if allow_private:
         _parse(url)
         return
-    await resolve_safe_target(url, allow_private=False, resolver=resolver)
+    await resolve_safe_target(url, allow_private=False, resolver=resolver, tenant=tenant)
 
 
 def refusal_is_final(url: str) -> bool:

@@ -3,7 +3,8 @@ link-local or metadata addresses is refused when the deployment is created (422)
 right before every delivery attempt, which also never follows a redirect.
 
 DNS is faked by replacing `visgate.webhooks.urls.system_resolver`, the resolver both the API
-and the delivery path use when none is injected, so no test depends on real DNS.
+and the delivery path use when none is injected, so no test depends on real DNS. A refusal
+says the target is not public without naming the address a name resolved to.
 """
 
 from __future__ import annotations
@@ -56,13 +57,25 @@ PRIVATE_ANSWERS = [
 ]
 
 
-def fake_dns(table: dict[str, Sequence[str]]) -> urls.Resolver:
-    async def resolve(host: str, port: int) -> list[str]:
-        if host not in table:
-            raise OSError(f"unknown host {host}")
-        return list(table[host])
+NOT_PUBLIC = "a private, loopback or link-local address"
 
-    return resolve
+
+class TableDns:
+    """`system_resolver` with a fixed table; records which tenant each lookup was for."""
+
+    def __init__(self, table: dict[str, Sequence[str]]) -> None:
+        self.table = table
+        self.tenants: list[str | None] = []
+
+    async def __call__(self, host: str, port: int, *, tenant: str | None = None) -> list[str]:
+        self.tenants.append(tenant)
+        if host not in self.table:
+            raise OSError(f"unknown host {host}")
+        return list(self.table[host])
+
+
+def fake_dns(table: dict[str, Sequence[str]]) -> TableDns:
+    return TableDns(table)
 
 
 @pytest.mark.parametrize("url", PRIVATE_LITERALS)
@@ -81,8 +94,50 @@ async def test_private_literal_targets_are_refused_at_post(strict_api: Api, url:
 async def test_names_resolving_private_are_refused_at_post(
     strict_api: Api, monkeypatch: pytest.MonkeyPatch, answers: list[str]
 ) -> None:
-    monkeypatch.setattr(urls, "system_resolver", fake_dns({"hooks.example.com": answers}))
+    dns = fake_dns({"hooks.example.com": answers})
+    monkeypatch.setattr(urls, "system_resolver", dns)
     resp = await strict_api.post_deployment(user_webhook_url="https://hooks.example.com/in")
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["error"]
+    assert error["fields"][0]["field"] == "user_webhook_url"
+    # The caller learns that the target is not public, not what our network looks like.
+    assert NOT_PUBLIC in error["message"] and NOT_PUBLIC in error["fields"][0]["message"]
+    for address in answers:
+        if address != PUBLIC:
+            assert address not in resp.text
+    assert dns.tenants == [strict_api.keys["alice"].tenant]  # the caller's share of the pool
+
+
+@pytest.mark.parametrize("url", PRIVATE_LITERALS)
+async def test_refusals_of_literals_name_no_address_category(strict_api: Api, url: str) -> None:
+    """One wording for every forbidden kind of address, literal or resolved."""
+    resp = await strict_api.post_deployment(user_webhook_url=url)
+    assert resp.status_code == 422, resp.text
+    assert NOT_PUBLIC in resp.json()["error"]["fields"][0]["message"]
+    for leak in ("metadata address", "resolves to private", "shared (CGNAT)", "embedded in"):
+        assert leak not in resp.text
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+@pytest.mark.parametrize("host", ["93.184.215.14", "hooks.example.com"])
+async def test_a_port_outside_1_to_65535_is_refused_at_post(
+    strict_api: Api, monkeypatch: pytest.MonkeyPatch, host: str, port: str
+) -> None:
+    """httpx reads these ports; only the socket, at send time, would have refused them."""
+    monkeypatch.setattr(urls, "system_resolver", fake_dns({"hooks.example.com": [PUBLIC]}))
+    resp = await strict_api.post_deployment(user_webhook_url=f"https://{host}:{port}/h")
+    assert resp.status_code == 422, resp.text
+    (field,) = resp.json()["error"]["fields"]
+    assert field["field"] == "user_webhook_url"
+    assert field["message"] == f"has a port outside 1-65535 ({int(port)})"
+    listing = await strict_api.client.get("/v1/deployments", headers=strict_api.auth())
+    assert listing.json()["items"] == []
+
+
+async def test_a_port_outside_1_to_65535_is_refused_even_when_private_urls_are_allowed(
+    api: Api,
+) -> None:
+    resp = await api.post_deployment(user_webhook_url="http://127.0.0.1:70000/h")
     assert resp.status_code == 422, resp.text
     assert resp.json()["error"]["fields"][0]["field"] == "user_webhook_url"
 
@@ -138,6 +193,8 @@ async def test_delivery_refuses_a_name_that_now_resolves_to_loopback(
         assert attempt.ok is False  # type: ignore[attr-defined]
         assert attempt.status_code is None  # type: ignore[attr-defined]
         assert attempt.error.startswith("refused")  # type: ignore[attr-defined]
+        assert NOT_PUBLIC in attempt.error  # type: ignore[attr-defined]
+        assert "127.0.0.1" not in attempt.error  # type: ignore[attr-defined]  # the user reads it
         assert attempt.disable is False  # type: ignore[attr-defined]  # DNS may change back
         # Control: with private targets allowed the same URL reaches the receiver, so the
         # refusal above is the guard, not a dead receiver.

@@ -19,7 +19,9 @@ async def test_a_private_target_is_refused_at_send_time_and_never_contacted(
     """The operator turned WEBHOOK_ALLOW_PRIVATE_URLS off after the deployment was made."""
     attempt = await send_ready(client, receiver.url("/ok"), secret, allow_private=False)
     assert not attempt.ok and attempt.status_code is None
-    assert (attempt.error or "").startswith("refused:") and "loopback" in (attempt.error or "")
+    error = attempt.error or ""
+    assert error.startswith("refused:") and "private, loopback or link-local address" in error
+    assert "127.0.0.1" not in error
     assert attempt.disable  # an address literal will never become public
     assert receiver.requests == []
 
@@ -36,7 +38,9 @@ async def test_a_name_that_now_resolves_privately_is_refused_but_retried_later(
         allow_private=False,
         resolver=fake_dns,
     )
-    assert not attempt.ok and "resolves to loopback" in (attempt.error or "")
+    error = attempt.error or ""
+    assert not attempt.ok and "resolves to a private, loopback or link-local address" in error
+    assert "127.0.0.1" not in error  # the delivery log never shows the internal address
     assert not attempt.disable
     assert receiver.requests == []
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import structlog
+from structlog.testing import capture_logs
 
 from tests.support.webhooks import FakeDns
 from visgate.domain.errors import ValidationError
@@ -15,6 +17,9 @@ from visgate.webhooks.urls import (
     resolve_safe_target,
     validate_webhook_url_syntax,
 )
+
+# One wording for every forbidden kind of address, with no address in it.
+NOT_PUBLIC = "a private, loopback or link-local address"
 
 PRIVATE_LITERALS = [
     "http://127.0.0.1/hook",
@@ -67,6 +72,10 @@ MALFORMED = [
     "http://token@hooks.example.com/hook",
     "http://exa mple.com/hook",
     "http://256.256.256.256.1/hook",
+    # Ports httpx reads but no socket can connect to:
+    "https://hooks.example.com:0/hook",
+    "https://hooks.example.com:65536/hook",
+    "https://93.184.215.14:99999/h",
 ]
 
 RESOLVING_PRIVATELY = [
@@ -88,6 +97,8 @@ PUBLIC = [
     "https://[2606:4700:4700::1111]/hook",
     "http://[::ffff:8.8.8.8]/hook",
     "http://172.32.0.1/hook",  # just outside 172.16/12
+    "http://hooks.example.com:1/hook",
+    "https://hooks.example.com:65535/hook",
 ]
 
 
@@ -101,7 +112,8 @@ def _field_message(exc: ValidationError) -> str:
 async def test_private_address_literals_are_refused(url: str, fake_dns: FakeDns) -> None:
     with pytest.raises(ValidationError) as caught:
         await check_webhook_url(url, allow_private=False, resolver=fake_dns)
-    assert "only public addresses are allowed" in _field_message(caught.value)
+    message = _field_message(caught.value)
+    assert message == f"points at {NOT_PUBLIC}; only public addresses are allowed"
     assert fake_dns.asked == []  # an address needs no DNS
     assert refusal_is_final(url)
 
@@ -139,8 +151,40 @@ async def test_names_resolving_to_private_addresses_are_refused(
     with pytest.raises(ValidationError) as caught:
         await check_webhook_url(url, allow_private=False, resolver=fake_dns)
     message = _field_message(caught.value)
-    assert "resolves to" in message and address in message
+    assert f"resolves to {NOT_PUBLIC}" in message
+    # Which internal address a name resolves to is ours to know, not the caller's.
+    assert address not in message and address not in caught.value.message
     assert not refusal_is_final(url)  # DNS may say otherwise by the next attempt
+
+
+async def test_the_detailed_reason_goes_to_the_server_log_only(
+    fake_dns: FakeDns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with capture_logs() as logs, pytest.raises(ValidationError) as caught:
+        # A fresh logger: the module's own may already be bound (cached) by an earlier test,
+        # and a cached logger writes past capture_logs.
+        monkeypatch.setattr(urls, "log", structlog.get_logger(urls.__name__))
+        await check_webhook_url(
+            "https://metadata-alias.example.com/hook",
+            allow_private=False,
+            resolver=fake_dns,
+            tenant="t1",
+        )
+    assert "169.254.169.254" not in str(caught.value.to_dict())
+    (line,) = [e for e in logs if e["event"] == "webhook_target_refused"]
+    assert line["address"] == "169.254.169.254" and "metadata" in line["reason"]
+    assert line["tenant"] == "t1" and line["log_level"] == "info"
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999", "4294967297"])
+async def test_a_port_outside_1_to_65535_is_refused_as_final(port: str) -> None:
+    url = f"https://93.184.215.14:{port}/h"
+    with pytest.raises(ValidationError) as caught:
+        await check_webhook_url(url, allow_private=False)
+    assert _field_message(caught.value) == f"has a port outside 1-65535 ({int(port)})"
+    with pytest.raises(ValidationError, match="port outside"):
+        validate_webhook_url_syntax(url)
+    assert refusal_is_final(url)  # a stored URL like this is disabled at delivery
 
 
 @pytest.mark.parametrize("url", PUBLIC)
