@@ -39,6 +39,13 @@ RUNPOD_SECRET="visgate-runpod-api-key"
 # operator secrets included (those it may only read, through per-secret grants).
 SECRET_ROLE_PERMISSIONS="secretmanager.secrets.create,secretmanager.secrets.list"
 SECRET_ACCESS_ROLE_PERMISSIONS="secretmanager.secrets.delete,secretmanager.versions.add,secretmanager.versions.access"
+# Firestore TTL policies: every document of these collection groups carries `expire_at`, a
+# Timestamp (store/firestore_expiry.py), and Firestore deletes it once that time has passed,
+# behind the service's own purge. The groups are the unprefixed collection names: the
+# service deployed here sets no FIRESTORE_COLLECTION_PREFIX (an install that does enables
+# TTL on its own prefixed names).
+TTL_FIELD="expire_at"
+TTL_COLLECTION_GROUPS=(idempotency_keys rate_limits)
 
 usage() {
   sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
@@ -160,7 +167,7 @@ enable_apis() {
 }
 
 ensure_firestore() {
-  step "Firestore (native mode) and its indexes"
+  step "Firestore (native mode), its indexes and TTL policies"
   if exists gcloud firestore databases describe --database='(default)' --project="$PROJECT"; then
     echo "database (default) exists"
   else
@@ -180,6 +187,43 @@ ensure_firestore() {
     run gcloud firestore indexes composite create --database='(default)' "${index_args[@]}" \
       --project="$PROJECT" --async --quiet
   done < <(missing_indexes "$existing")
+  ensure_ttl_policies
+}
+
+# `gcloud firestore fields ttls update` enables one field of one collection group
+# (cloud.google.com/sdk/gcloud/reference/firestore/fields/ttls/update); a policy already
+# active or being created is left alone, so a second run requests nothing.
+ensure_ttl_policies() {
+  local group listed state
+  for group in "${TTL_COLLECTION_GROUPS[@]}"; do
+    listed="$(gcloud firestore fields ttls list --collection-group="$group" \
+      --database='(default)' --project="$PROJECT" --format=json 2>/dev/null || echo '[]')"
+    state="$(ttl_state "$listed" "$group")"
+    if [[ "$state" == ACTIVE || "$state" == CREATING ]]; then
+      echo "TTL policy on ${group}.${TTL_FIELD} is ${state}"
+    else
+      run gcloud firestore fields ttls update "$TTL_FIELD" --collection-group="$group" \
+        --enable-ttl --database='(default)' --project="$PROJECT" --async --quiet
+    fi
+  done
+}
+
+# The state (ACTIVE, CREATING, NEEDS_REPAIR) of the TTL policy on $TTL_FIELD of group $2,
+# from `ttls list --format=json` ($1); nothing when there is none.
+ttl_state() {
+  LISTED="$1" python3 - "$2" "$TTL_FIELD" <<'PY'
+import json, os, sys
+
+group, field = sys.argv[1], sys.argv[2]
+try:
+    fields = json.loads(os.environ.get("LISTED") or "[]")
+except ValueError:
+    fields = []
+for entry in fields if isinstance(fields, list) else []:
+    if entry.get("name", "").endswith(f"/collectionGroups/{group}/fields/{field}"):
+        print((entry.get("ttlConfig") or {}).get("state", ""))
+        break
+PY
 }
 
 # firestore.indexes.json (Firebase format) minus the indexes that already exist, as

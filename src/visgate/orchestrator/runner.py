@@ -4,7 +4,6 @@ process: inside `visgate serve`, or alone as `visgate worker`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from visgate.domain.errors import VisgateError
 from visgate.logging import get_logger
@@ -15,7 +14,10 @@ from visgate.services import Services
 
 log = get_logger(__name__)
 
-PURGE_INTERVAL_S = 600.0  # when the sweep is off, expired keys are still purged
+# Expired counters and idempotency keys are purged at least this often, sweep or not: a run
+# removes up to 25,000 documents of each kind (store/firestore_expiry.py), ahead of about
+# 10,000 counters that 1,000 busy API keys leave in ten minutes.
+PURGE_INTERVAL_S = 600.0
 _PERIODIC = frozenset({"housekeeping", "sweeper"})
 
 
@@ -52,12 +54,21 @@ class BackgroundRunner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _housekeeping(self) -> None:
-        """Expire old counters and idempotency keys."""
-        interval = self.services.settings.sweep_interval_seconds or PURGE_INTERVAL_S
+        """Expire old counters and idempotency keys, as often as the sweep runs but never
+        less often than `PURGE_INTERVAL_S` (a slow sweep must not let them pile up). A
+        failed run is logged and the next one catches up."""
+        interval = min(
+            self.services.settings.sweep_interval_seconds or PURGE_INTERVAL_S, PURGE_INTERVAL_S
+        )
         while True:
             await asyncio.sleep(interval)
-            with contextlib.suppress(VisgateError):
-                await self.services.store.purge_expired()
+            try:
+                purged = await self.services.store.purge_expired()
+            except VisgateError as exc:
+                log.warning("purge_failed", error_type=exc.type, error=exc.message)
+                continue
+            if purged:
+                log.info("purged_expired", documents=purged)
 
     async def _sweeping(self) -> None:
         """Delete endpoints whose record here says they are dead (VISGATE_SWEEP_INTERVAL;

@@ -6,7 +6,9 @@ and decide again when something did. A change of several documents together
 (`transaction`) commits them as one atomic batch under the same conditions
 (firestore_tx.py). No document lock is held, so a slow or cancelled caller never blocks the
 others, which Firestore's own transactions (pessimistic locks) would. Composite indexes the
-queries need are in `firestore.indexes.json` at the repository root.
+queries need are in `firestore.indexes.json` at the repository root. Expiring records carry a
+Timestamp twin of `expires_at` for Firestore's TTL policies, and are purged in pages
+(firestore_expiry.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from visgate.domain.errors import (
 )
 from visgate.domain.status import Status
 from visgate.store.base import LEASE_FIELDS, Transaction, lease_fields
+from visgate.store.firestore_expiry import plain, purge, with_ttl
 from visgate.store.firestore_tx import CHANGED, Contended, FirestoreTx
 
 T = TypeVar("T")
@@ -79,6 +82,16 @@ class FirestoreBackend:
 
     def _collection(self, kind: str) -> Any:
         return self._client.collection(f"{self._prefix}{kind}")
+
+    @staticmethod
+    def _to_store(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """`doc` as written: with its TTL field where `kind` expires (firestore_expiry.py)."""
+        return with_ttl(kind, doc)
+
+    @staticmethod
+    def _from_store(snap: Any) -> dict[str, Any]:
+        """A stored document as read: without the TTL field, as on every other backend."""
+        return plain(snap)
 
     async def _guard(
         self,
@@ -141,7 +154,7 @@ class FirestoreBackend:
                 if fields is not None:
                     raise StaleWriteError(f"{ref.id} no longer exists")
                 return result
-            fields, result = decide(snap.to_dict())
+            fields, result = decide(plain(snap))
             if fields is None:
                 return result
             option = self._client.write_option(last_update_time=snap.update_time)
@@ -159,7 +172,7 @@ class FirestoreBackend:
         new = {**doc, "version": 1}
         try:
             await self._guard(
-                self._collection(kind).document(new["id"]).create(new),
+                self._collection(kind).document(new["id"]).create(with_ttl(kind, new)),
                 passthrough=(gexc.AlreadyExists,),
             )
         except gexc.AlreadyExists as exc:
@@ -168,7 +181,7 @@ class FirestoreBackend:
 
     async def get(self, kind: str, doc_id: str) -> dict[str, Any] | None:
         snap = await self._guard(self._collection(kind).document(doc_id).get())
-        return snap.to_dict() if snap.exists else None
+        return plain(snap) if snap.exists else None
 
     async def replace(
         self,
@@ -191,7 +204,7 @@ class FirestoreBackend:
                 k: v for k, v in doc.items() if lease_token is not None or k not in LEASE_FIELDS
             }
             fields["version"] = expected_version + 1
-            return fields, {**current, **fields}
+            return with_ttl(kind, fields), {**current, **fields}
 
         return await self._compare_and_set(ref, decide)
 
@@ -208,7 +221,7 @@ class FirestoreBackend:
         if after is not None:
             q = q.start_after({"sort_key": after})
         snaps = await self._guard(q.limit(limit).get())
-        return [s.to_dict() for s in snaps]
+        return [plain(s) for s in snaps]
 
     async def claim_due(
         self, kind: str, *, owner: str, now: float, limit: int, lease_seconds: float
@@ -254,7 +267,7 @@ class FirestoreBackend:
         for _ in range(_CLAIM_PAGES):
             page = await self._guard((query.start_after(last) if last else query).get())
             for snap in page:
-                lease_end = (snap.to_dict() or {}).get("lease_expires_at")
+                lease_end = plain(snap).get("lease_expires_at")
                 if lease_end is None or lease_end <= now:
                     refs.append(snap.reference)
             if len(page) < wanted or len(refs) >= wanted:
@@ -283,14 +296,10 @@ class FirestoreBackend:
         the `Increment` produced (`WriteResult.transform_results`), so the count is exact and
         no request waits on a document lock or a read. A counter is one document per
         (`doc_id`, `expires_at`): the next window's `expires_at` starts a fresh one at 1, and
-        `purge_expired` (or a Firestore TTL policy on `expires_at`) removes old ones."""
+        `purge_expired` or the TTL policy on its `expire_at` removes old ones."""
         ref = self._collection(kind).document(f"{doc_id}@{int(expires_at)}")
-        result = await self._guard(
-            ref.set(
-                {"id": ref.id, "expires_at": expires_at, "version": firestore.Increment(1)},
-                merge=True,
-            )
-        )
+        fields = {"id": ref.id, "expires_at": expires_at, "version": firestore.Increment(1)}
+        result = await self._guard(ref.set(with_ttl(kind, fields), merge=True))
         return int(result.transform_results[0].integer_value)
 
     async def count_by_status(self, kind: str) -> dict[str, int]:
@@ -307,15 +316,8 @@ class FirestoreBackend:
         return {name: n for name, n in pairs if n}
 
     async def purge_expired(self, kind: str, *, now: float) -> int:
-        snaps = await self._guard(
-            self._collection(kind)
-            .where(filter=FieldFilter("expires_at", "<", now))
-            .limit(500)
-            .get()
-        )
-        for snap in snaps:
-            await self._guard(snap.reference.delete())
-        return len(snaps)
+        """Everything expired, in batched pages up to a bound per run (firestore_expiry.py)."""
+        return await purge(self, kind, now=now)
 
     async def ping(self) -> None:
         await self._guard(self._collection("health").document("ping").get(timeout=5.0))

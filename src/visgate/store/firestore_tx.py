@@ -49,7 +49,7 @@ class FirestoreTx:
     async def get(self, kind: str, doc_id: str) -> dict[str, Any] | None:
         snap = await self._backend._guard(self._ref(kind, doc_id).get())
         self._note(snap)
-        return snap.to_dict() if snap.exists else None
+        return self._backend._from_store(snap) if snap.exists else None
 
     async def query(self, kind: str, *, where: dict[str, Any], limit: int) -> list[dict[str, Any]]:
         q = self._backend._collection(kind)
@@ -59,16 +59,18 @@ class FirestoreTx:
         snaps = await self._backend._guard(q.get())
         for snap in snaps:
             self._note(snap)
-        return [snap.to_dict() for snap in snaps]
+        return [self._backend._from_store(snap) for snap in snaps]
 
     def insert(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
         new = {**doc, "version": 1}
-        self._writes.append(("create", self._ref(kind, new["id"]), new))
+        self._writes.append(
+            ("create", self._ref(kind, new["id"]), self._backend._to_store(kind, new))
+        )
         return new
 
     def put(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
         new = {**doc, "version": int(doc.get("version") or 0) + 1}
-        self._writes.append(("put", self._ref(kind, new["id"]), new))
+        self._writes.append(("put", self._ref(kind, new["id"]), self._backend._to_store(kind, new)))
         return new
 
     def delete(self, kind: str, doc_id: str) -> None:

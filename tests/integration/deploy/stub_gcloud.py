@@ -2,7 +2,9 @@
 
 State (a JSON file named by STUB_STATE) holds resource keys such as
 `iam service-accounts visgate-api` and the Firestore composite indexes, so `describe`
-answers "exists" exactly for what an earlier `create` made (or a test seeded). Each call
+answers "exists" exactly for what an earlier `create` made (or a test seeded), and the
+TTL policies (`ttls`: Field resources as `gcloud firestore fields ttls list --format=json`
+prints them), which `ttls update --enable-ttl` adds as CREATING. Each call
 is appended to STUB_LOG as {"argv": [...], "stdin": ...}; stdin is read only for
 `--data-file=-`. STUB_NO_AUTH=1 plays a machine with no logged-in account;
 STUB_CONFIG_PROJECT is what `gcloud config get-value project` prints.
@@ -28,6 +30,18 @@ def resource_key(words: list[str], flags: dict[str, str]) -> tuple[str, str]:
     return words[verb_at], f"{group} {name}"
 
 
+def ttl_field(group: str, field: str, state: str) -> dict[str, object]:
+    """A Field resource with a TTL policy, as the Firestore Admin API describes it."""
+    return {
+        "name": f"projects/p/databases/(default)/collectionGroups/{group}/fields/{field}",
+        "ttlConfig": {"state": state},
+    }
+
+
+def ttl_group(field: dict[str, object]) -> str:
+    return str(field["name"]).split("/collectionGroups/")[1].split("/")[0]
+
+
 def main(argv: list[str]) -> int:
     state_path = Path(os.environ["STUB_STATE"])
     state = (
@@ -35,6 +49,7 @@ def main(argv: list[str]) -> int:
         if state_path.exists()
         else {"resources": [], "indexes": []}
     )
+    state.setdefault("ttls", [])
     stdin = sys.stdin.read() if "--data-file=-" in argv else None
     with open(os.environ["STUB_LOG"], "a", encoding="utf-8") as log:
         log.write(json.dumps({"argv": argv, "stdin": stdin}) + "\n")
@@ -56,7 +71,16 @@ def main(argv: list[str]) -> int:
     if joined.startswith("firestore indexes composite list"):
         print(json.dumps(state["indexes"]))
         return 0
-    if joined.startswith("firestore indexes composite create"):
+    if joined.startswith("firestore fields ttls list"):
+        group = flags.get("collection-group")
+        print(json.dumps([f for f in state["ttls"] if group is None or ttl_group(f) == group]))
+        return 0
+    if joined.startswith("firestore fields ttls update"):
+        group, field = flags["collection-group"], words[4]
+        state["ttls"] = [f for f in state["ttls"] if ttl_group(f) != group]
+        if "--enable-ttl" in argv:
+            state["ttls"].append(ttl_field(group, field, "CREATING"))
+    elif joined.startswith("firestore indexes composite create"):
         fields = []
         for arg in argv:
             if arg.startswith("--field-config="):
