@@ -3,22 +3,26 @@
 Each event's id is the status change's sequence number, so a client that reconnects with
 `Last-Event-ID` gets only what it missed. The stream reads the store (not process memory),
 so it works whichever instance the client reaches, and closes at a settled status.
+
+Streams are bounded (`visgate.api.streams`): a key may hold `event_streams_per_key` open
+streams on an instance and the instance `event_streams_max` in all (more answer 429 before
+any stream starts), and the streams on one deployment share one store read per poll.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from sse_starlette.sse import EventSourceResponse
+from starlette.types import Receive, Scope, Send
 
 from visgate.api.deps import CurrentKey, ServicesDep, require_deployment_id
 from visgate.api.schemas import ERROR_RESPONSES
+from visgate.api.streams import EventStreams, StreamSlot
 from visgate.domain.deployment import Deployment, StatusEvent
-from visgate.domain.errors import DeploymentNotFoundError, TransientError
 from visgate.domain.status import SETTLED
 from visgate.kit import iso
 from visgate.settings import Settings, StoreKind
@@ -26,8 +30,8 @@ from visgate.settings import Settings, StoreKind
 router = APIRouter(prefix="/v1/deployments", tags=["deployments"], responses=ERROR_RESPONSES)
 
 POLL_SECONDS = 0.25  # SQLite: a local read, so status changes show at once
-# Firestore bills every document read, and each open stream polls on its own: 1 s keeps a
-# stream to about one read a second for a delay nobody watching a deployment notices.
+# Firestore bills every document read: 1 s keeps a watched deployment to about one read a
+# second (however many streams watch it) for a delay nobody watching it notices.
 FIRESTORE_POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 15
 
@@ -49,6 +53,22 @@ def _event(dep: Deployment, change: StatusEvent) -> dict[str, Any]:
     return {"id": str(change.seq), "event": "status", "data": json.dumps(data)}
 
 
+class _SlotResponse(EventSourceResponse):
+    """Frees the stream's slot however the response ends, even one whose body never started
+    (the client gone, or a send failing, before the first event): the generator's own
+    `finally` runs only once it has started."""
+
+    def __init__(self, content: AsyncIterator[dict[str, Any]], slot: StreamSlot) -> None:
+        super().__init__(content, ping=HEARTBEAT_SECONDS)
+        self._slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slot.release()
+
+
 @router.get(
     "/{deployment_id}/events",
     response_class=EventSourceResponse,
@@ -62,8 +82,15 @@ async def deployment_events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> EventSourceResponse:
     require_deployment_id(deployment_id)
-    # A 404 answers before the stream starts.
-    dep = await services.store.deployments.get(deployment_id, tenant=key.tenant)
+    streams: EventStreams = request.app.state.event_streams
+    # Over a cap answers 429 before the store is read or any stream starts.
+    slot = streams.acquire(key.id)
+    try:
+        # A 404 answers before the stream starts.
+        dep = await services.store.deployments.get(deployment_id, tenant=key.tenant)
+    except BaseException:
+        slot.release()
+        raise
     try:
         sent = int(last_event_id) if last_event_id else 0
     except ValueError:
@@ -72,21 +99,22 @@ async def deployment_events(
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
         nonlocal dep, sent
-        while True:
-            for change in dep.history:
-                if change.seq > sent:
-                    sent = change.seq
-                    yield _event(dep, change)
-            if dep.status in SETTLED and sent >= dep.history[-1].seq:
-                return
-            if await request.is_disconnected():
-                return
-            await asyncio.sleep(poll)
-            try:
-                dep = await services.store.deployments.get(deployment_id, tenant=key.tenant)
-            except DeploymentNotFoundError:
-                return
-            except TransientError:
-                continue
+        try:
+            while True:
+                for change in dep.history:
+                    if change.seq > sent:
+                        sent = change.seq
+                        yield _event(dep, change)
+                if dep.status in SETTLED and sent >= dep.history[-1].seq:
+                    return
+                if await request.is_disconnected():
+                    return
+                watch = slot.watch(services.store, key.tenant, deployment_id, poll)
+                newer = await watch.next()
+                if newer is None:  # the deployment is gone, or the instance is stopping
+                    return
+                dep = newer
+        finally:
+            slot.release()
 
-    return EventSourceResponse(stream(), ping=HEARTBEAT_SECONDS)
+    return _SlotResponse(stream(), slot)
