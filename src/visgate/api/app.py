@@ -14,11 +14,24 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Gauge
 
 from visgate import __version__
+from visgate.api.client_address import ClientAddressMiddleware
 from visgate.api.deps import AUTH_FAILURES_PER_MINUTE
 from visgate.api.errors import error_response, install_error_handlers
 from visgate.api.middleware import BodyTooLarge, RequestContextMiddleware, metric_families
 from visgate.api.ratelimit import MemoryRateLimiter, StoreRateLimiter
-from visgate.api.routers import catalog, cost, deployments, events, health, internal, jobs, logs
+from visgate.api.routers import (
+    catalog,
+    cost,
+    deployments,
+    events,
+    health,
+    internal,
+    jobs,
+    logs,
+    metrics,
+)
+from visgate.api.routers.metrics import StoreGauges
+from visgate.api.streams import EventStreams
 from visgate.logging import configure_logging, get_logger
 from visgate.services import Services, build_services
 from visgate.settings import Settings, StoreKind, check_serving, load_settings
@@ -78,6 +91,7 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.event_streams.aclose()
             if runner is not None:
                 await runner.stop()
             if services is None:
@@ -92,25 +106,31 @@ def create_app(
     registry = CollectorRegistry()
     requests, latency = metric_families(registry)
     app.state.metrics_registry = registry
-    app.state.deployments_gauge = Gauge(
-        "visgate_deployments", "Deployments by status.", ["status"], registry=registry
-    )
-    app.state.blocked_gauge = Gauge(
-        "visgate_teardowns_blocked",
-        "Deployments whose teardown the provider keeps refusing (something may still bill).",
-        registry=registry,
+    app.state.store_gauges = StoreGauges(
+        Gauge("visgate_deployments", "Deployments by status.", ["status"], registry=registry),
+        Gauge(
+            "visgate_teardowns_blocked",
+            "Deployments whose teardown the provider keeps refusing (something may still bill).",
+            registry=registry,
+        ),
     )
     # The auth cache's clock; a test moves it instead of sleeping through the window.
     app.state.auth_clock = time.monotonic
     app.state.auth_cache = {}
     app.state.auth_misses = {}
     app.state.auth_failures = MemoryRateLimiter(AUTH_FAILURES_PER_MINUTE)
+    # Open `/events` streams and their shared store watchers; per instance, in memory.
+    app.state.event_streams = EventStreams(
+        settings.event_streams_per_key, settings.event_streams_max
+    )
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
         requests=requests,
         latency=latency,
     )
+    # Added last, so it runs first: every later layer sees the client the proxies report.
+    app.add_middleware(ClientAddressMiddleware, hops=settings.trusted_proxy_hops)
     install_error_handlers(app)
 
     @app.exception_handler(BodyTooLarge)
@@ -122,6 +142,6 @@ def create_app(
             f"request body over {settings.max_body_bytes} bytes",
         )
 
-    for module in (health, deployments, logs, cost, events, jobs, catalog, internal):
+    for module in (health, metrics, deployments, logs, cost, events, jobs, catalog, internal):
         app.include_router(module.router)
     return app

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
 from visgate.store.rate_limits import RateLimitCounters
 
 WINDOW_S = 60
+# ~150 bytes a caller: a few MB at most, on instances with 1 GiB.
+MAX_ENTRIES = 50_000
 
 
 def _until_next_window(now: float) -> float:
@@ -29,30 +32,50 @@ class RateLimiter(Protocol):
 
 
 class MemoryRateLimiter:
-    def __init__(self, limit: int, *, clock: Callable[[], float] = time.time) -> None:
+    """Counts for the current window only, at most `max_entries` of them.
+
+    Bounded whatever the traffic: a new window drops every count of the last one at once,
+    and past `max_entries` callers in one window the one seen first is forgotten (it may
+    then get through again this window; memory, not the limit, is what the cap protects).
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_entries: int = MAX_ENTRIES,
+    ) -> None:
         self.limit = limit
         self.clock = clock
-        self._windows: dict[str, tuple[int, int]] = {}
+        self.max_entries = max_entries
+        self._window = -1
+        self._counts: OrderedDict[str, int] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def _current(self, now: float) -> None:
+        window = int(now // WINDOW_S)
+        if window != self._window:
+            self._window = window
+            self._counts = OrderedDict()
 
     def blocked(self, key_id: str) -> float | None:
         """Like `hit` without counting: seconds until the window reopens if it is used up."""
         now = self.clock()
-        window = int(now // WINDOW_S)
-        current, count = self._windows.get(key_id, (window, 0))
-        if current == window and count >= self.limit:
+        self._current(now)
+        if self._counts.get(key_id, 0) >= self.limit:
             return _until_next_window(now)
         return None
 
     async def hit(self, key_id: str) -> float | None:
         now = self.clock()
-        window = int(now // WINDOW_S)
-        current, count = self._windows.get(key_id, (window, 0))
-        if current != window:
-            count = 0
-            if len(self._windows) > 10_000:
-                self._windows = {k: v for k, v in self._windows.items() if v[0] == window}
-        count += 1
-        self._windows[key_id] = (window, count)
+        self._current(now)
+        count = self._counts.get(key_id, 0) + 1
+        if count == 1 and len(self._counts) >= self.max_entries:
+            self._counts.popitem(last=False)
+        self._counts[key_id] = count
         if count > self.limit:
             return _until_next_window(now)
         return None

@@ -52,6 +52,12 @@ class UnauthorizedError(VisgateError):
     status_code = 401
 
 
+class ForbiddenError(VisgateError):
+    """The caller is known (or need not be) but may not use this route from where it is."""
+
+    status_code = 403
+
+
 class DeploymentNotFoundError(VisgateError):
     status_code = 404
 
@@ -173,9 +179,10 @@ class RunpodInsufficientGPUError(ProviderError):
 
 
 class WorkerLogsUnavailableError(ProviderError):
-    """The configured provider API cannot read workers' own logs (Runpod GraphQL)."""
+    """The configured provider API cannot read workers' own logs (Runpod GraphQL). 409: a
+    condition of this install that a retry cannot change, not a fault of the service."""
 
-    status_code = 501
+    status_code = 409
 
 
 class ProviderNotConfiguredError(ProviderError):

@@ -158,12 +158,16 @@ def test_deploy_step_takes_overrides(tmp_path: Path) -> None:
     assert flag(argv, "service-account") == "custom@demo-proj.iam.gserviceaccount.com"
 
 
-def test_the_image_starts_the_app_factory_that_exists() -> None:
+def test_the_image_starts_the_serve_command_a_local_run_uses() -> None:
+    """The image runs `visgate serve`, so its server options (proxy headers, shutdown
+    grace) are the local ones; tests/e2e/test_image_command_line.py runs that command."""
     dockerfile = (ROOT / "deploy-api" / "Dockerfile").read_text()
-    target = re.search(r"uvicorn (\S+):(\S+) --factory", dockerfile)
-    assert target is not None
+    assert re.search(
+        r"^CMD .*exec visgate serve --host 0\.0\.0\.0 --port \$\{PORT", dockerfile, re.M
+    )
+    assert "uvicorn" not in dockerfile.split("\nCMD ", 1)[1]
     proc = subprocess.run(
-        [sys.executable, "-c", f"import {target[1]} as m; assert callable(m.{target[2]})"],
+        [sys.executable, "-m", "visgate", "serve", "--help"],
         capture_output=True,
         text=True,
         check=False,

@@ -1,12 +1,9 @@
-"""Liveness, readiness and Prometheus metrics: unauthenticated, for the platform."""
+"""Liveness and readiness: unauthenticated, for the platform's probes."""
 
 from __future__ import annotations
 
-import contextlib
-
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from visgate.api.deps import ServicesDep
 from visgate.domain.errors import VisgateError
@@ -31,21 +28,3 @@ async def readiness(services: ServicesDep) -> JSONResponse:
             status_code=503,
         )
     return JSONResponse({"status": "ready", "store": services.settings.store.value})
-
-
-@router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(request: Request, services: ServicesDep) -> Response:
-    gauge = request.app.state.deployments_gauge
-    try:
-        counts = await services.store.deployments.count_by_status()
-    except VisgateError:
-        counts = None
-    if counts is not None:
-        gauge.clear()
-        for status, n in counts.items():
-            gauge.labels(status).set(n)
-    with contextlib.suppress(VisgateError):
-        request.app.state.blocked_gauge.set(await services.store.blocked_teardowns.count())
-    return Response(
-        generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST
-    )
