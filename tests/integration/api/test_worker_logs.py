@@ -132,7 +132,7 @@ async def test_graphql_backend_says_worker_logs_need_rest(
         resp = await api.client.get(
             f"/v1/deployments/{dep_id}/logs", params={"source": "worker"}, headers=api.auth()
         )
-        assert_envelope(resp, 501, "WorkerLogsUnavailableError")
+        assert_envelope(resp, 409, "WorkerLogsUnavailableError")
         assert "RUNPOD_API=rest" in resp.json()["error"]["message"]
     finally:
         await api.services.provider.aclose()

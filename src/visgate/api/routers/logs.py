@@ -23,8 +23,11 @@ router = APIRouter(
     tags=["deployments"],
     responses={
         **ERROR_RESPONSES,
-        409: ERROR_RESPONSES[422] | {"description": "No endpoint to read worker logs from"},
-        501: ERROR_RESPONSES[422] | {"description": "The Runpod API in use has no worker logs"},
+        409: ERROR_RESPONSES[422]
+        | {
+            "description": "No endpoint to read worker logs from (`DeploymentNotReadyError`), "
+            "or the Runpod API in use has no worker logs (`WorkerLogsUnavailableError`)"
+        },
     },
 )
 
