@@ -19,7 +19,9 @@ from tests.support.stack import fake_cloud_env
 from visgate.auth.api_keys import IssuedKey, issue_key
 from visgate.deployments.callback import apply_worker_callback
 from visgate.deployments.schemas import WorkerCallback
+from visgate.deployments.service import queue_pending_events
 from visgate.domain.deployment import Deployment, StatusEvent
+from visgate.domain.records import hash_api_key
 from visgate.domain.status import Status
 from visgate.hub import HubValidator
 from visgate.orchestrator.reconciler import Reconciler
@@ -88,6 +90,22 @@ class Plane:
         for name, value in fields.items():
             setattr(dep, name, value)
         return await self.store.deployments.create(dep)
+
+    async def ready_with_webhook(
+        self, issued: IssuedKey, url: str, *, tenant: str = TENANT
+    ) -> Deployment:
+        """A ready deployment of `tenant` whose `deployment.ready` webhook to `url` is queued."""
+        dep = await self.place(
+            Status.ready,
+            key_id=hash_api_key(issued.api_key),
+            user_webhook_url=url,
+            endpoint_id="e1",
+            due_at=None,
+            tenant=tenant,
+        )
+        dep.pending_events = ["deployment.ready"]
+        await queue_pending_events(self.services, dep)
+        return dep
 
     async def endpoint_for(self, dep: Deployment, key: str = API_KEY) -> EndpointRef:
         """Make the deployment's endpoint on the fake, as an earlier step would have."""

@@ -15,7 +15,6 @@ import pytest
 from tests.integration.orchestrator.conftest import Plane
 from tests.support.receivers import WebhookReceiver, webhook_receiver
 from visgate.auth.api_keys import IssuedKey, issue_key
-from visgate.deployments.service import queue_pending_events
 from visgate.domain.deployment import Deployment
 from visgate.domain.errors import SecretPermissionError, SecretStoreUnavailableError
 from visgate.domain.records import hash_api_key
@@ -49,16 +48,7 @@ async def worker(plane: Plane) -> AsyncIterator[DeliveryWorker]:
 
 async def _ready(plane: Plane, issued: IssuedKey, receiver: WebhookReceiver) -> Deployment:
     """A ready deployment whose `deployment.ready` webhook is queued."""
-    dep = await plane.place(
-        Status.ready,
-        key_id=hash_api_key(issued.api_key),
-        user_webhook_url=receiver.url,
-        endpoint_id="e1",
-        due_at=None,
-    )
-    dep.pending_events = ["deployment.ready"]
-    await queue_pending_events(plane.services, dep)
-    return dep
+    return await plane.ready_with_webhook(issued, receiver.url)
 
 
 async def _pass(worker: DeliveryWorker) -> None:

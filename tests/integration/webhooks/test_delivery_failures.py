@@ -25,9 +25,8 @@ from tests.integration.orchestrator.conftest import (  # noqa: F401  (fixtures)
 )
 from tests.support.receivers import webhook_receiver
 from visgate.auth.api_keys import IssuedKey, issue_key
-from visgate.deployments.service import queue_pending_events
 from visgate.domain.deployment import Deployment
-from visgate.domain.records import WebhookDelivery, hash_api_key
+from visgate.domain.records import WebhookDelivery
 from visgate.domain.status import Status
 from visgate.orchestrator.deliveries import DeliveryWorker
 from visgate.store.deliveries import DELIVERIES
@@ -60,17 +59,7 @@ async def worker(plane: Plane) -> AsyncIterator[DeliveryWorker]:  # noqa: F811
 
 async def _ready(plane: Plane, issued: IssuedKey, url: str, tenant: str = "team") -> Deployment:  # noqa: F811
     """A ready deployment of `tenant` whose `deployment.ready` webhook to `url` is queued."""
-    dep = await plane.place(
-        Status.ready,
-        key_id=hash_api_key(issued.api_key),
-        user_webhook_url=url,
-        endpoint_id="e1",
-        due_at=None,
-        tenant=tenant,
-    )
-    dep.pending_events = ["deployment.ready"]
-    await queue_pending_events(plane.services, dep)
-    return dep
+    return await plane.ready_with_webhook(issued, url, tenant=tenant)
 
 
 async def _pass(worker: DeliveryWorker) -> None:

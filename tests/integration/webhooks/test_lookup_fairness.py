@@ -31,9 +31,6 @@ from tests.integration.orchestrator.conftest import (  # noqa: F401  (fixtures)
 from tests.support.receivers import webhook_receiver
 from tests.support.waiting import eventually
 from visgate.auth.api_keys import issue_key
-from visgate.deployments.service import queue_pending_events
-from visgate.domain.records import hash_api_key
-from visgate.domain.status import Status
 from visgate.orchestrator.deliveries import DeliveryWorker
 from visgate.webhooks import urls
 
@@ -119,16 +116,7 @@ async def test_a_tenants_slow_dns_does_not_delay_another_tenants_delivery(
     issued = await issue_key(plane.services, "team")
 
     async def ready(tenant: str, url: str) -> None:
-        dep = await plane.place(
-            Status.ready,
-            key_id=hash_api_key(issued.api_key),
-            user_webhook_url=url,
-            endpoint_id="e1",
-            due_at=None,
-            tenant=tenant,
-        )
-        dep.pending_events = ["deployment.ready"]
-        await queue_pending_events(plane.services, dep)
+        await plane.ready_with_webhook(issued, url, tenant=tenant)
 
     worker = DeliveryWorker(plane.services, owner="unit")
     with webhook_receiver() as receiver:
