@@ -85,7 +85,9 @@ class FirestoreBackend:
 
     @staticmethod
     def _to_store(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
-        """`doc` as written: with its TTL field where `kind` expires (firestore_expiry.py)."""
+        """`doc` as written: with its TTL field where `kind` expires (firestore_expiry.py).
+        Here for firestore_tx.py, which cannot import firestore_expiry.py (that module
+        imports it); this module calls `with_ttl` and `plain` directly."""
         return with_ttl(kind, doc)
 
     @staticmethod

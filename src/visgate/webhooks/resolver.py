@@ -166,8 +166,3 @@ def shared_pool() -> LookupPool:
         if _shared is None:
             _shared = LookupPool()
         return _shared
-
-
-async def resolve(host: str, port: int, *, tenant: str | None) -> list[str]:
-    """Resolve `host` on the shared pool, within `tenant`'s share of it."""
-    return await shared_pool().resolve(host, port, tenant=tenant)

@@ -186,7 +186,7 @@ def _check_addresses(host: str, addresses: Sequence[str], tenant: str | None) ->
 
 async def system_resolver(host: str, port: int, *, tenant: str | None = None) -> list[str]:
     """The OS resolver on the webhook lookup pool, within `tenant`'s share of its threads."""
-    return await lookup_pool.resolve(host, port, tenant=tenant)
+    return await lookup_pool.shared_pool().resolve(host, port, tenant=tenant)
 
 
 async def _resolve(
