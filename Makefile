@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 export VISGATE_DB_PATH ?= .visgate/visgate.db
 
-.PHONY: install run test lint format config-table bench clean
+.PHONY: install browser run test lint format config-table bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
@@ -28,8 +28,20 @@ run: $(STAMP)
 	@echo "Try: export VISGATE_URL=http://127.0.0.1:8080 VISGATE_API_KEY=<key above>; $(BIN)/visgate deploy lumen/3d-pipeline --wait"
 	PROVIDER=local WEBHOOK_ALLOW_PRIVATE_URLS=true HF_HUB_OFFLINE=1 VISGATE_TRUSTED_PROXY_HOPS=0 $(BIN)/visgate serve --host 127.0.0.1 --port 8080
 
-## Lint, then the whole test suite (unit, integration with the Firestore emulator, e2e).
-test: $(STAMP)
+## The browser the console's tests drive: Debian's chromium package (Playwright never
+## downloads one). Installed with apt-get when missing; VISGATE_CHROMIUM names another binary.
+CHROMIUM ?= $(or $(VISGATE_CHROMIUM),/usr/bin/chromium)
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+browser:
+	@test -x $(CHROMIUM) || { \
+	  echo "installing Debian's chromium for the console's browser tests"; \
+	  $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; }; }
+	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) missing: install Debian's chromium package" >&2; exit 1; }
+
+## Lint, then the whole test suite (unit, integration with the Firestore emulator, e2e,
+## the console in a real browser).
+test: $(STAMP) browser
 	$(BIN)/ruff check src tests inference bench scripts
 	$(BIN)/ruff format --check src tests inference bench scripts
 	$(BIN)/lint-imports

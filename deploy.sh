@@ -45,7 +45,7 @@ SECRET_ACCESS_ROLE_PERMISSIONS="secretmanager.secrets.delete,secretmanager.versi
 # service deployed here sets no FIRESTORE_COLLECTION_PREFIX (an install that does enables
 # TTL on its own prefixed names).
 TTL_FIELD="expire_at"
-TTL_COLLECTION_GROUPS=(idempotency_keys rate_limits)
+TTL_COLLECTION_GROUPS=(idempotency_keys rate_limits console_sessions)
 
 usage() {
   sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'

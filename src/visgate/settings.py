@@ -251,6 +251,13 @@ class Settings(BaseSettings):
         validation_alias="VISGATE_EVENT_STREAMS_MAX",
         description="Open `/events` streams one instance serves in all; keep it under the platform's request concurrency.",
     )
+    console_session_seconds: int = Field(
+        8 * 3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        validation_alias="VISGATE_CONSOLE_SESSION_SECONDS",
+        description="How long a web console sign-in lasts; the session also ends at sign-out and when its API key is revoked.",
+    )
     metrics_token: SecretStr | None = Field(
         None,
         validation_alias="VISGATE_METRICS_TOKEN",

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Gauge
 
-from visgate import __version__
+from visgate import __version__, console
 from visgate.api.client_address import ClientAddressMiddleware
 from visgate.api.deps import AUTH_FAILURES_PER_MINUTE
 from visgate.api.errors import error_response, install_error_handlers
@@ -22,6 +22,7 @@ from visgate.api.ratelimit import MemoryRateLimiter, StoreRateLimiter
 from visgate.api.routers import (
     catalog,
     cost,
+    deliveries,
     deployments,
     events,
     health,
@@ -142,6 +143,18 @@ def create_app(
             f"request body over {settings.max_body_bytes} bytes",
         )
 
-    for module in (health, metrics, deployments, logs, cost, events, jobs, catalog, internal):
+    for module in (
+        health,
+        metrics,
+        deployments,
+        logs,
+        cost,
+        deliveries,
+        events,
+        jobs,
+        catalog,
+        internal,
+    ):
         app.include_router(module.router)
+    console.install(app)
     return app

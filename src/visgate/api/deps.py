@@ -1,4 +1,5 @@
-"""Dependency aliases that keep route signatures short: `ServicesDep`, `CurrentKey`."""
+"""Dependency aliases that keep route signatures short (`ServicesDep`, `CurrentKey`), and how
+a request proves whose it is: a bearer API key, or a web console session."""
 
 from __future__ import annotations
 
@@ -9,8 +10,16 @@ import structlog
 from fastapi import Depends, Request
 
 from visgate.api.ratelimit import MemoryRateLimiter, RateLimiter
+from visgate.auth.console_sessions import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    UNSAFE_METHODS,
+    csrf_matches,
+    session_id,
+)
 from visgate.domain.errors import (
     DeploymentNotFoundError,
+    ForbiddenError,
     NotFoundError,
     RateLimitedError,
     UnauthorizedError,
@@ -61,10 +70,28 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def current_key(request: Request) -> ApiKey:
-    """The caller's API key. Takes the services from the app rather than as a dependency:
-    every sub-dependency is one more resolution pass on every authenticated request."""
+    """The caller's API key: from `Authorization: Bearer`, or, without that header, from a
+    web console session cookie (whose state-changing requests must carry the session's CSRF
+    token). Takes the services from the app rather than as a dependency: every
+    sub-dependency is one more resolution pass on every authenticated request."""
     services: Services = request.app.state.services
-    header = request.headers.get("authorization", "")
+    header = request.headers.get("authorization")
+    session_token = request.cookies.get(SESSION_COOKIE) if header is None else None
+    if session_token:
+        key = await session_key(request, session_token)
+        if request.method in UNSAFE_METHODS and not csrf_matches(
+            session_token, request.headers.get(CSRF_HEADER)
+        ):
+            raise ForbiddenError(
+                "a console session's changes need the page's CSRF token in X-CSRF-Token"
+            )
+    else:
+        key = await _bearer_key(request, services, header or "")
+    await count_request(request, key)
+    return key
+
+
+async def _bearer_key(request: Request, services: Services, header: str) -> ApiKey:
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -77,14 +104,42 @@ async def current_key(request: Request) -> ApiKey:
         raise UnauthorizedError(
             "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
         )
+    return key
+
+
+async def session_key(request: Request, token: str) -> ApiKey:
+    """The API key a console session was opened with; `UnauthorizedError` once the session
+    has expired or ended, or its key was revoked (seen within the key cache's 5 s), which
+    also ends the session."""
+    services: Services = request.app.state.services
+    session = await services.store.console_sessions.get(session_id(token))
+    if session is None:
+        raise UnauthorizedError("the console session has expired or was signed out")
+    key = await _resolve(request, services, session.key_id)
+    if key is None or not key.active:
+        await services.store.console_sessions.delete(session.id)
+        raise UnauthorizedError("the API key this console session was opened with is revoked")
+    return key
+
+
+async def key_for_sign_in(request: Request, api_key: str) -> ApiKey | None:
+    """The active key a console sign-in presents, through the same cache and the same
+    per-address limit on unknown keys as a bearer token."""
+    services: Services = request.app.state.services
+    key = await _resolve(request, services, hash_api_key(api_key))
+    return key if key is not None and key.active else None
+
+
+async def count_request(request: Request, key: ApiKey) -> None:
+    """One request against the key's per-minute limit; 429 past it."""
     limiter: RateLimiter = request.app.state.rate_limiter
     retry_after = await limiter.hit(key.id)
     if retry_after is not None:
+        limit = request.app.state.services.settings.rate_limit_per_minute
         raise RateLimitedError(
-            f"over {services.settings.rate_limit_per_minute} requests per minute for this key",
+            f"over {limit} requests per minute for this key",
             headers=retry_after_header(retry_after),
         )
-    return key
 
 
 async def _resolve(request: Request, services: Services, key_hash: str) -> ApiKey | None:

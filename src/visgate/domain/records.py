@@ -37,6 +37,19 @@ class ApiKey(BaseModel):
         return self.revoked_at is None
 
 
+class ConsoleSession(BaseModel):
+    """A web console sign-in. Its id is the SHA-256 of the cookie's token, so the store never
+    holds what the browser presents; it names the API key it was opened with, and ends at
+    `expires_at`, at sign-out, or when that key is revoked."""
+
+    id: str
+    key_id: str
+    tenant: str
+    created_at: float
+    expires_at: float
+    version: int = 0
+
+
 class IdempotencyRecord(BaseModel):
     """One (tenant, Idempotency-Key): claimed by the request running it, then its answer.
 

@@ -222,6 +222,7 @@ def public_gpus(catalogue: GpuCatalogue | None = None) -> list[dict[str, Any]]:
             "gpus": list(p.gpus),
             "price_rank": p.price_rank,
             "flex_usd_per_second": p.flex_usd_per_second,
+            "stock": p.availability,  # NONE|LOW|MEDIUM|HIGH once the live list reports it
             "gpu_tiers": [size_of[p.id], p.id, *p.aliases]
             if p.id in size_of
             else [p.id, *p.aliases],

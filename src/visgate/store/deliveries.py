@@ -30,6 +30,17 @@ class DeliveryRepository:
             stored = existing
         return WebhookDelivery.model_validate(stored)
 
+    async def get_many(self, ids: list[str], *, tenant: str) -> list[WebhookDelivery]:
+        """The deliveries with these ids that belong to `tenant`, in the order asked (ids
+        are derived from a deployment and an event, so a deployment's deliveries are a few
+        reads, with no query)."""
+        found = []
+        for delivery_id in ids:
+            doc = await self.backend.get(DELIVERIES, delivery_id)
+            if doc is not None and doc.get("tenant") == tenant:
+                found.append(WebhookDelivery.model_validate(doc))
+        return found
+
     async def add_leased(
         self, delivery: WebhookDelivery, owner: str, lease_seconds: float
     ) -> WebhookDelivery | None:

@@ -1,6 +1,6 @@
 """Firestore's side of expiring records: the TTL field and the purge.
 
-Idempotency records and request counters expire: their `expires_at` (unix seconds, a float
+Idempotency records, request counters and console sessions expire: their `expires_at` (unix seconds, a float
 the queries compare) says when. Firestore's TTL policies delete a document once a chosen
 field holds a *Timestamp* in the past, and ignore a document whose field holds anything
 else, so every document of an expiring kind also carries `expire_at`, the same instant as a
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from visgate.store.console_sessions import CONSOLE_SESSIONS
 from visgate.store.firestore_tx import CHANGED
 from visgate.store.idempotency import IDEMPOTENCY
 from visgate.store.rate_limits import RATE_LIMITS
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 TTL_FIELD = "expire_at"
 # The kinds whose `expires_at` is when the document itself may go; deploy.sh enables a TTL
 # policy on `TTL_FIELD` for each (tests/integration/deploy checks the two lists agree).
-EXPIRING_KINDS = frozenset({IDEMPOTENCY, RATE_LIMITS})
+EXPIRING_KINDS = frozenset({IDEMPOTENCY, RATE_LIMITS, CONSOLE_SESSIONS})
 
 PURGE_PAGE = 500  # the most writes one Firestore batch commit takes
 # Pages one purge run deletes at most (25,000 documents per kind), so one run cannot hold the

@@ -2,7 +2,8 @@
 
 The service holds one `Store` (`services.store`) and reaches each record type through its
 repository: `store.deployments`, `store.api_keys`, `store.idempotency`,
-`store.rate_limits`, `store.deliveries`, `store.quotas`, `store.blocked_teardowns`.
+`store.rate_limits`, `store.deliveries`, `store.quotas`, `store.blocked_teardowns`,
+`store.console_sessions`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from visgate.store.api_keys import ApiKeyRepository
 from visgate.store.base import DocumentBackend
 from visgate.store.blocked_teardowns import BlockedTeardowns
+from visgate.store.console_sessions import ConsoleSessions
 from visgate.store.deliveries import DeliveryRepository
 from visgate.store.deployments import DeploymentRepository
 from visgate.store.idempotency import IdempotencyRepository
@@ -30,10 +32,15 @@ class Store:
         self.deliveries = DeliveryRepository(backend, clock=clock)
         self.quotas = TenantQuotas(backend, clock=clock)
         self.blocked_teardowns = BlockedTeardowns(backend)
+        self.console_sessions = ConsoleSessions(backend, clock=clock)
 
     async def purge_expired(self) -> int:
-        """Drop idempotency records and request counters whose time is over."""
-        return await self.idempotency.purge_expired() + await self.rate_limits.purge_expired()
+        """Drop idempotency records, request counters and console sessions whose time is over."""
+        return (
+            await self.idempotency.purge_expired()
+            + await self.rate_limits.purge_expired()
+            + await self.console_sessions.purge_expired()
+        )
 
     async def ping(self) -> None:
         await self.backend.ping()

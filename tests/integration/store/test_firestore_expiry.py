@@ -16,7 +16,9 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from tests.support.firestore_emulator import PROJECT
 from visgate.domain.deployment import Deployment
+from visgate.domain.records import ConsoleSession
 from visgate.store.base import DEPLOYMENTS
+from visgate.store.console_sessions import CONSOLE_SESSIONS
 from visgate.store.firestore import FirestoreBackend
 from visgate.store.firestore_expiry import EXPIRING_KINDS, TTL_FIELD, _delete_page
 from visgate.store.idempotency import IDEMPOTENCY
@@ -64,9 +66,16 @@ async def test_every_expiring_document_carries_its_expiry_as_a_timestamp(
     assert guarded.token is not None
     await backend.transaction(store.idempotency.guard("t1", "k-guarded", guarded.token))
     await store.idempotency.claim("t1", "k-fresh", "fp", "dep_3")
+    now = time.time()
+    session = ConsoleSession(id="s1", key_id="k1", tenant="t1", created_at=now, expires_at=now + 60)
+    await store.console_sessions.add(session)
 
     docs = {kind: await stored(raw, kind) for kind in EXPIRING_KINDS}
-    assert {kind: len(found) for kind, found in docs.items()} == {RATE_LIMITS: 2, IDEMPOTENCY: 3}
+    assert {kind: len(found) for kind, found in docs.items()} == {
+        RATE_LIMITS: 2,
+        IDEMPOTENCY: 3,
+        CONSOLE_SESSIONS: 1,
+    }
     for found in docs.values():
         for doc in found:
             expire_at = doc[TTL_FIELD]
