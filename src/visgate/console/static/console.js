@@ -102,37 +102,42 @@
     const del = $("delete-link");
     if (del && (data.status === "deleting" || data.status === "deleted")) del.remove();
     showError(data.error);
-    if (data.last_log) refreshLogs();
+    if (data.last_log) soon(refreshLogs);
   }
 
   function settle(status) {
     root.dataset.settled = "true";
     $("live").textContent = "";
+    // As `visgate deploy --wait` counts it: from the first status to the first settled one.
     const all = rows();
-    if (all.length) {
-      const total = seconds(all[all.length - 1].dataset.at) - seconds(all[0].dataset.at);
-      $("timeline-total").textContent = duration(total);
-    }
-    if (source) source.close();
+    const first = all.find((tr) => SETTLED.has(tr.dataset.status));
+    if (first) $("timeline-total").textContent = duration(seconds(first.dataset.at) - seconds(all[0].dataset.at));
     refreshCost();
     refreshDeliveries();
     if (status === "deleted") stopFollowing();
   }
 
+  // The stream replays every status change, then follows; the service closes it once the
+  // deployment has settled and everything was sent. EventSource would reconnect after that
+  // close, so the page closes it itself when the last status it got is a settled one.
   function follow() {
     if (root.dataset.settled === "true") return;
+    let lastStatus = null;
     source = new EventSource(base + "/events");
     source.addEventListener("status", (event) => {
       const data = JSON.parse(event.data);
       data.__seq = event.lastEventId;
+      lastStatus = data.event_status;
       apply(data);
-      $("live").textContent = SETTLED.has(data.status) ? "" : "Following live: " + data.status + "…";
-      if (SETTLED.has(data.status) && data.event_status === data.status) settle(data.status);
+      $("live").textContent = "Following live: " + data.event_status + "…";
     });
     source.onerror = () => {
-      if (source.readyState === EventSource.CLOSED) {
+      if (lastStatus !== null && SETTLED.has(lastStatus)) {
+        source.close();
+        settle(lastStatus);
+      } else if (source.readyState === EventSource.CLOSED) {
         $("live").textContent = "Live updates stopped: reload the page (you may need to sign in again).";
-      } else if (root.dataset.settled !== "true") {
+      } else {
         $("live").textContent = "Connection lost: reconnecting…";
       }
     };
@@ -146,6 +151,13 @@
       throw error;
     }
     return body;
+  }
+
+  // A replay brings several events at once: one read of the log after the burst is enough.
+  let pending = null;
+  function soon(task) {
+    if (pending) clearTimeout(pending);
+    pending = setTimeout(() => { pending = null; task(); }, 250);
   }
 
   async function refreshLogs() {
@@ -187,7 +199,12 @@
       for (const d of body.items) {
         const answers = d.attempts.map((a) => (a.status_code ? String(a.status_code) : a.error || "—")).join(", ");
         const tr = document.createElement("tr");
-        tr.append(cell(d.event), cell(d.state), cell(String(d.attempts.length)), cell(answers), cell(d.next_attempt_at || "—"));
+        const values = [d.event, d.state, String(d.attempts.length), answers, d.next_attempt_at || "—"];
+        ["Event", "State", "Attempts", "Answers", "Next retry"].forEach((label, i) => {
+          const td = cell(values[i]);
+          td.dataset.label = label;
+          tr.appendChild(td);
+        });
         tbody.appendChild(tr);
       }
     } catch (_) { /* keep the last table */ }
