@@ -118,7 +118,9 @@ def _parsed(form: dict[str, str]) -> dict[str, Any]:
         value = form.get(name, "").strip()
         if not value:
             continue
-        body[name] = int(value) if name in WHOLE_NUMBERS and value.isdigit() else value
+        body[name] = (
+            int(value) if name in WHOLE_NUMBERS and value.removeprefix("-").isdecimal() else value
+        )
     return body
 
 

@@ -16,11 +16,11 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
 from fastapi import Depends, Request, Response
-from jinja2 import Environment, FileSystemLoader
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
 
 from visgate.api.deps import count_request, session_key
 from visgate.auth.console_sessions import (
@@ -117,8 +117,10 @@ async def current_visitor(request: Request) -> Visitor:
         key = await session_key(request, token)
     except UnauthorizedError as exc:
         raise SignInRequired(exc.message, next_path=next_path) from None
+    visitor = Visitor(key=key, csrf=csrf_token(token))
+    request.state.visitor = visitor  # an error page after this still shows who is signed in
     await count_request(request, key)
-    return Visitor(key=key, csrf=csrf_token(token))
+    return visitor
 
 
 VisitorDep = Annotated[Visitor, Depends(current_visitor)]
@@ -146,12 +148,15 @@ async def checked_form(request: Request) -> dict[str, str]:
 def _error_page(request: Request, exc: VisgateError) -> Response:
     if isinstance(exc, UnauthorizedError):
         return go(f"{SIGN_IN_PATH}?next={quote(request.url.path)}")
-    return render(
+    response = render(
         request,
         "error.html",
         {"title": exc.type, "error": exc},
         status_code=exc.status_code,
+        visitor=getattr(request.state, "visitor", None),
     )
+    response.headers.update(exc.headers or {})  # a 429's Retry-After, as the API sends it
+    return response
 
 
 class ConsoleRoute(APIRoute):

@@ -4,7 +4,6 @@ site's request carries it), Secure over https, and as long-lived as the session.
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -43,12 +42,12 @@ def _safe_next(path: str | None) -> str:
 
 @router.get("/")
 async def root() -> RedirectResponse:
-    return RedirectResponse("/console", status_code=307)
+    return RedirectResponse("/console", status_code=307, headers=PAGE_HEADERS)
 
 
 @router.get("/console")
 async def console_home() -> RedirectResponse:
-    return RedirectResponse("/console/deployments", status_code=307)
+    return RedirectResponse("/console/deployments", status_code=307, headers=PAGE_HEADERS)
 
 
 def _sign_in_page(
@@ -95,7 +94,7 @@ async def sign_in(request: Request) -> Response:
     old = request.cookies.get(SESSION_COOKIE)
     if old:
         await close_session(services, old)
-    token, _ = await open_session(services, key, time.time())
+    token, _ = await open_session(services, key, services.store.console_sessions.clock())
     response = go(next_path)
     response.set_cookie(
         SESSION_COOKIE,

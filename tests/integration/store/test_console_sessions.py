@@ -1,0 +1,128 @@
+"""Console sessions on every backend: stored, read and deleted by id; an expired one is never
+handed out, even before the purge removes it; the purge takes the expired ones and keeps the
+live ones. On Firestore each document also carries `expire_at` for the TTL policy."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from google.cloud import firestore
+
+from tests.support.clock import ManualClock
+from tests.support.firestore_emulator import PROJECT
+from visgate.domain.records import ConsoleSession
+from visgate.store.console_sessions import CONSOLE_SESSIONS
+from visgate.store.firestore import FirestoreBackend
+from visgate.store.firestore_expiry import TTL_FIELD
+from visgate.store.repositories import Store
+
+
+def session(clock: ManualClock, name: str, seconds: float = 3600) -> ConsoleSession:
+    return ConsoleSession(
+        id=f"sha-{name}",
+        key_id=f"key-{name}",
+        tenant=f"tenant-{name}",
+        created_at=clock(),
+        expires_at=clock() + seconds,
+    )
+
+
+def store_with_clock(document_backend: object) -> tuple[Store, ManualClock]:
+    clock = ManualClock()
+    return Store(document_backend, clock=clock), clock  # type: ignore[arg-type]
+
+
+async def test_a_session_is_stored_read_and_deleted(document_backend: object) -> None:
+    store, clock = store_with_clock(document_backend)
+    sessions = store.console_sessions
+    added = await sessions.add(session(clock, "a"))
+    await sessions.add(session(clock, "b"))
+
+    got = await sessions.get("sha-a")
+    assert got is not None
+    assert (got.id, got.key_id, got.tenant) == ("sha-a", "key-a", "tenant-a")
+    assert got.expires_at == added.expires_at == clock() + 3600
+    assert await sessions.get("sha-unknown") is None
+
+    await sessions.delete("sha-a")
+    assert await sessions.get("sha-a") is None
+    assert await sessions.get("sha-b") is not None  # only that one
+    await sessions.delete("sha-a")  # deleting again is harmless
+
+
+async def test_an_expired_session_is_never_handed_out(document_backend: object) -> None:
+    store, clock = store_with_clock(document_backend)
+    sessions = store.console_sessions
+    await sessions.add(session(clock, "short", seconds=60))
+
+    clock.advance(59)
+    assert await sessions.get("sha-short") is not None
+    clock.advance(1)  # its last instant is over
+    assert await sessions.get("sha-short") is None
+    # Still stored until the purge, but not handed out.
+    assert await store.backend.get(CONSOLE_SESSIONS, "sha-short") is not None
+
+
+async def test_the_purge_removes_expired_sessions_and_keeps_live_ones(
+    document_backend: object,
+) -> None:
+    store, clock = store_with_clock(document_backend)
+    sessions = store.console_sessions
+    for i in range(3):
+        await sessions.add(session(clock, f"old-{i}", seconds=60))
+    for i in range(2):
+        await sessions.add(session(clock, f"live-{i}", seconds=7200))
+    clock.advance(120)
+
+    assert await store.purge_expired() == 3  # the store's purge includes console sessions
+    assert await sessions.purge_expired() == 0
+    for i in range(3):
+        assert await store.backend.get(CONSOLE_SESSIONS, f"sha-old-{i}") is None
+    for i in range(2):
+        assert await sessions.get(f"sha-live-{i}") is not None
+    clock.advance(7200)
+    assert await sessions.purge_expired() == 2
+
+
+PREFIX = "cs_"
+
+
+@pytest.fixture
+async def firestore_backend(firestore_emulator: Any) -> AsyncIterator[FirestoreBackend]:
+    firestore_emulator.reset()
+    backend = FirestoreBackend(project=PROJECT, prefix=PREFIX)
+    yield backend
+    await backend.aclose()
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[firestore.AsyncClient]:
+    """A client of its own, reading what is stored, as the TTL policy sees it."""
+    client = firestore.AsyncClient(project=PROJECT)
+    yield client
+    closed = client.close()
+    if asyncio.iscoroutine(closed):
+        await closed
+
+
+@pytest.mark.firestore
+async def test_a_firestore_session_document_carries_its_expiry_as_a_timestamp(
+    firestore_backend: FirestoreBackend, raw: firestore.AsyncClient
+) -> None:
+    clock = ManualClock()
+    store = Store(firestore_backend, clock=clock)
+    await store.console_sessions.add(session(clock, "a", seconds=600))
+
+    [doc] = [snap.to_dict() for snap in await raw.collection(PREFIX + CONSOLE_SESSIONS).get()]
+
+    assert doc["id"] == "sha-a"
+    expire_at = doc[TTL_FIELD]
+    assert isinstance(expire_at, datetime) and expire_at.tzinfo is not None
+    assert expire_at == datetime.fromtimestamp(doc["expires_at"], tz=UTC)
+    assert doc["expires_at"] == clock() + 600
+    # The field is the backend's own: the repository never sees it.
+    assert TTL_FIELD not in (await firestore_backend.get(CONSOLE_SESSIONS, "sha-a") or {})
