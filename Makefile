@@ -25,7 +25,8 @@ run: $(STAMP)
 	@mkdir -p .visgate
 	@test -s .visgate/dev-key.json || PROVIDER=local $(BIN)/visgate keys create --name dev --json > .visgate/dev-key.json
 	@echo "API key (also in .visgate/dev-key.json): $$($(BIN)/python -c 'import json;print(json.load(open(".visgate/dev-key.json"))["api_key"])')"
-	@echo "Try: export VISGATE_URL=http://127.0.0.1:8080 VISGATE_API_KEY=<key above>; $(BIN)/visgate deploy lumen/3d-pipeline --wait"
+	@echo "Open http://127.0.0.1:8080 and sign in with the key above (the web console),"
+	@echo "or: export VISGATE_URL=http://127.0.0.1:8080 VISGATE_API_KEY=<key above>; $(BIN)/visgate deploy lumen/3d-pipeline --wait"
 	PROVIDER=local WEBHOOK_ALLOW_PRIVATE_URLS=true HF_HUB_OFFLINE=1 VISGATE_TRUSTED_PROXY_HOPS=0 $(BIN)/visgate serve --host 127.0.0.1 --port 8080
 
 ## The browser the console's tests drive: Debian's chromium package (Playwright never

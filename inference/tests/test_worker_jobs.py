@@ -62,6 +62,15 @@ def test_glb_is_returned_when_asked(worker: LoadedModels) -> None:
     assert "glb" not in job(text="a parrot", num_parts=3, quality="fast")
 
 
+def test_image_is_returned_as_png_when_asked(worker: LoadedModels) -> None:
+    out = job(text="a parrot", num_parts=3, quality="fast", return_image=True)
+    assert out["image_format"] == "png"
+    image = Image.open(io.BytesIO(base64.b64decode(out["image"])))
+    assert image.format == "PNG" and image.size == (worker.model_set.image_size,) * 2
+    plain = job(text="a parrot", num_parts=3, quality="fast")
+    assert "image" not in plain and "image_format" not in plain
+
+
 @pytest.mark.parametrize(
     ("job_input", "field"),
     [

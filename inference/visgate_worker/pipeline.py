@@ -38,6 +38,12 @@ def _ms(start: float) -> int:
     return int((time.perf_counter() - start) * 1000)
 
 
+def png_base64(image: Any) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 class PartsPipeline:
     def __init__(self, models: ModelSet, meter: VramMeter, offload_threshold_gb: float) -> None:
         self.models = models
@@ -71,6 +77,10 @@ class PartsPipeline:
             path = "fallback"
         timings["parts"] = _ms(step)
         output = self._output(parts, profile, job)
+        if job.return_image:
+            # the picture the parts were made from: a client can show it beside the model
+            output["image"] = png_base64(image)
+            output["image_format"] = "png"
         timings["total"] = _ms(started)
         return {
             "concept": concept,
@@ -206,10 +216,8 @@ class ImagePipeline:
             seed=job.seed,
             guidance_scale=job.guidance_scale,
         )
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
         return {
-            "image": base64.b64encode(buffer.getvalue()).decode("ascii"),
+            "image": png_base64(image),
             "format": "png",
             "width": image.width,
             "height": image.height,

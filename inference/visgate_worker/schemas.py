@@ -77,6 +77,7 @@ class PartsJobInput(BaseModel):
     )
     seed: int = Field(0, ge=0, le=2**32 - 1, strict=True)
     return_glb: bool = Field(False, description="Also return the parts as one GLB (base64).")
+    return_image: bool = Field(False, description="Also return the generated image (base64 PNG).")
 
     @field_validator("text")
     @classmethod

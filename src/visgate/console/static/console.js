@@ -215,7 +215,8 @@
     try {
       const body = await getJson(base + "/logs?source=worker&lines=200");
       const pre = $("worker-logs");
-      const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      // Keep to the newest lines unless the reader scrolled up to read older ones.
+      const atEnd = pre.hidden || pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
       pre.textContent = body.lines.map((l) => (l.ts ? l.ts + " " : "") + l.line).join("\n") || "(the workers have printed nothing yet)";
       pre.hidden = false;
       if (atEnd) pre.scrollTop = pre.scrollHeight;
@@ -245,5 +246,6 @@
   setInterval(() => {
     if (root.dataset.status !== "deleted") refreshCost();
     refreshDeliveries();
+    refreshLogs(); // webhook attempts and teardown retries write lines between status changes
   }, 10000);
 })();
