@@ -19,12 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
 from tests.support.firestore_emulator import free_port
+from tests.support.local_serve import stop_local_workers, wait_healthy
 from tests.support.receivers import WebhookReceiver, webhook_receiver
 
 pytestmark = pytest.mark.slow
@@ -38,27 +38,6 @@ class Console:
     api_key: str
     receiver: WebhookReceiver
     log: Path
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "visgate serve exited"
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise AssertionError("visgate serve did not answer /health")
-
-
-def _stop_local_workers(state: Path) -> None:
-    """Local workers outlive the service on purpose (like Runpod endpoints): stop the ones
-    this test left."""
-    if not state.exists():
-        return
-    for entry in json.loads(state.read_text()).values():
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(int(entry["pid"]), signal.SIGTERM)
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +73,13 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             start_new_session=True,
         )
         try:
-            _wait_healthy(url, proc)
+            wait_healthy(url, proc)
             yield Console(url, json.loads(made.stdout)["api_key"], receiver, log)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=20)
-            _stop_local_workers(tmp / "local-endpoints.json")
+            stop_local_workers(tmp / "local-endpoints.json")
 
 
 def shoot(page: Page, artefacts: Path, name: str) -> None:

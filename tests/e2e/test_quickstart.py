@@ -11,15 +11,14 @@ import re
 import shlex
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support.firestore_emulator import free_port
+from tests.support.local_serve import stop_local_workers, wait_healthy
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -136,7 +135,7 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quickstart]
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    _wait_healthy(url, proc)
+    wait_healthy(url, proc)
     exports, _ = readme_quickstart()
     assert any("http://127.0.0.1:8080" in line for line in exports), exports
     exports = [line.replace("http://127.0.0.1:8080", url) for line in exports]
@@ -147,28 +146,7 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quickstart]
             os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
         log.close()
-        _stop_local_workers(cwd / ".visgate" / "local-endpoints.json")
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "visgate serve exited"
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise AssertionError("visgate serve did not answer /health")
-
-
-def _stop_local_workers(state: Path) -> None:
-    """Worker processes outlive the service on purpose (like Runpod endpoints): the test
-    stops the ones it left so they do not run on after the suite."""
-    if not state.exists():
-        return
-    for entry in json.loads(state.read_text()).values():
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(int(entry["pid"]), signal.SIGTERM)
+        stop_local_workers(cwd / ".visgate" / "local-endpoints.json")
 
 
 def _subcommand(line: str) -> str:

@@ -335,5 +335,6 @@
     return { ...summary, bounds: { min, max }, draws };
   }
 
-  window.VisgateGlb = Object.freeze({ parseGlb, GlbError });
+  // `multiply` too: the viewer composes its camera with the same column-major product.
+  window.VisgateGlb = Object.freeze({ parseGlb, GlbError, multiply });
 })();

@@ -48,17 +48,9 @@
       gl_FragColor = vec4(uColor * (0.34 + 0.12 * sky + 0.6 * diffuse), 1.0);
     }`;
 
-  // 4×4 matrices, column-major as WebGL wants them.
+  // 4×4 matrices, column-major as WebGL wants them; the product is glb.js's.
   function multiply(a, b) {
-    const out = new Float32Array(16);
-    for (let col = 0; col < 4; col += 1) {
-      for (let row = 0; row < 4; row += 1) {
-        let sum = 0;
-        for (let k = 0; k < 4; k += 1) sum += a[k * 4 + row] * b[col * 4 + k];
-        out[col * 4 + row] = sum;
-      }
-    }
-    return out;
+    return Float32Array.from(glb().multiply(a, b));
   }
 
   function translation(x, y, z) {
