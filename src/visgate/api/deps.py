@@ -112,8 +112,19 @@ async def session_key(request: Request, token: str) -> ApiKey:
     has expired or ended, or its key was revoked (seen within the key cache's 5 s), which
     also ends the session."""
     services: Services = request.app.state.services
+    # Made-up session cookies count with unknown keys: past the per-address budget they
+    # meet 429 before any store read, as unknown bearer tokens do.
+    client = request.client.host if request.client else "unknown"
+    failures: MemoryRateLimiter = request.app.state.auth_failures
+    retry_after = failures.blocked(client)
+    if retry_after is not None:
+        raise RateLimitedError(
+            "too many requests with unknown sessions or API keys from this address",
+            headers=retry_after_header(retry_after),
+        )
     session = await services.store.console_sessions.get(session_id(token))
     if session is None:
+        await failures.hit(client)
         raise UnauthorizedError("the console session has expired or was signed out")
     key = await _resolve(request, services, session.key_id)
     if key is None or not key.active:

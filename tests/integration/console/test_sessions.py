@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.integration.console.conftest import Browser, Console, set_cookies
+from visgate.api.ratelimit import MemoryRateLimiter
 from visgate.auth.api_keys import revoke_key
 from visgate.auth.console_sessions import session_id
 from visgate.store.console_sessions import CONSOLE_SESSIONS
@@ -126,3 +127,31 @@ async def test_sign_out_without_the_sessions_token_is_refused_and_changes_nothin
     assert await stored(console, alice) is not None
     await assert_session_works(alice)
     await assert_session_works(bob)
+
+
+async def test_made_up_session_cookies_meet_429_before_any_store_read(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random `visgate_session` cookies cost a store read each, like unknown bearer keys; past
+    the per-address budget (20 here) they are refused before the store is asked."""
+    api = console.api
+    api.app.state.auth_failures = MemoryRateLimiter(20)
+    reads: list[str] = []
+    sessions = api.services.store.console_sessions
+    original = sessions.get
+
+    async def counted(session_id: str) -> Any:
+        reads.append(session_id)
+        return await original(session_id)
+
+    monkeypatch.setattr(sessions, "get", counted)
+    client = console.client()
+    answers = []
+    for i in range(25):
+        client.cookies.set("visgate_session", f"made-up-{i}")
+        answers.append(await client.get("/v1/deployments"))
+
+    assert [a.status_code for a in answers[:20]] == [401] * 20
+    assert {a.status_code for a in answers[20:]} == {429}
+    assert "retry-after" in answers[-1].headers
+    assert len(reads) == 20
