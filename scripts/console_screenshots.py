@@ -20,6 +20,7 @@ PAGES = {
     "11-deployments-390": "deployments-390",
     "03-new-deployment": "new-deployment",
     "04-deployment-ready": "deployment",
+    "13-failed": "failed",
     "08-delete-confirm": "delete",
     "09-deleted": "deleted",
     "06-playground-result": "playground",

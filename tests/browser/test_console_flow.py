@@ -198,3 +198,25 @@ def test_sign_in_deploy_watch_play_and_delete(
     shoot_page("12-deployment-390")
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page is {overflow} px wider than a 390 px screen"
+
+
+def test_a_failure_shows_live_with_what_to_do_next(
+    page: Page, console: Console, artefacts: Path
+) -> None:
+    """Offline, a model outside the registry fails at validation: the page that was opened
+    while it was still `validating` shows the error, its type and the next step, unreloaded."""
+    sign_in(page, console)
+    page.goto(console.url + "/console/deployments/new")
+    page.get_by_label("Model").fill("no-such-owner/no-such-model")
+    page.get_by_role("button", name="Create deployment").click()
+    expect(page).to_have_url(re.compile(r"/console/deployments/dep_[0-9a-f]{16}$"))
+    page.evaluate("() => { window.__sameDocument = true }")
+    expect(page.locator("#dep-status")).to_have_text("failed")
+    expect(page.locator("#dep-error")).to_be_visible()
+    expect(page.locator("#dep-error-type")).to_have_text("HuggingFaceUnsupportedModelError")
+    expect(page.locator("#dep-error-message")).to_contain_text("HF_HUB_OFFLINE=1")
+    expect(page.locator("#dep-error-next")).to_contain_text("Models page")
+    expect(page.locator("#playground-link")).to_be_hidden()
+    expect(page.locator("#control-logs")).to_contain_text("failed: HuggingFace")
+    assert page.evaluate("() => window.__sameDocument === true")
+    shoot(page, artefacts, "13-failed")

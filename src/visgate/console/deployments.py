@@ -4,6 +4,7 @@ the API, scoped to the visitor's tenant: another tenant's deployment is a 404 he
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Annotated, Any
 
@@ -20,7 +21,15 @@ from visgate.console.pages import (
     render,
     services_of,
 )
-from visgate.console.views import list_row, money, next_step, timeline, total_seconds
+from visgate.console.views import (
+    DEFAULT_NEXT_STEP,
+    NEXT_STEPS,
+    list_row,
+    money,
+    next_step,
+    timeline,
+    total_seconds,
+)
 from visgate.cost.report import cost_report
 from visgate.deployments import service
 from visgate.deployments.schemas import CreateDeployment
@@ -171,6 +180,8 @@ async def deployment_page(deployment_id: str, request: Request, visitor: Visitor
             "serving": dep.status in SERVING,
             "deletable": dep.status not in (Status.deleting, Status.deleted),
             "next_step": next_step(dep.error.type) if dep.error else None,
+            # For the page's script, which shows an error that arrives while it watches.
+            "next_steps": json.dumps({**NEXT_STEPS, "": DEFAULT_NEXT_STEP}),
             "logs": public["logs"][-100:],
             "cost": {
                 "price": money(report["price_per_hour"], per_hour=True),

@@ -79,6 +79,8 @@
     if (!error) return;
     $("dep-error-type").textContent = error.type;
     $("dep-error-message").textContent = error.message;
+    const steps = JSON.parse(box.dataset.nextSteps || "{}");
+    $("dep-error-next").textContent = steps[error.type] || steps[""] || "";
     box.hidden = false;
   }
 
