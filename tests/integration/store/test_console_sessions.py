@@ -1,23 +1,13 @@
 """Console sessions on every backend: stored, read and deleted by id; an expired one is never
 handed out, even before the purge removes it; the purge takes the expired ones and keeps the
-live ones. On Firestore each document also carries `expire_at` for the TTL policy."""
+live ones. (That a Firestore session document carries `expire_at` for the TTL policy is
+checked with the other expiring kinds, in test_firestore_expiry.py.)"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import Any
-
-import pytest
-from google.cloud import firestore
-
 from tests.support.clock import ManualClock
-from tests.support.firestore_emulator import PROJECT
 from visgate.domain.records import ConsoleSession
 from visgate.store.console_sessions import CONSOLE_SESSIONS
-from visgate.store.firestore import FirestoreBackend
-from visgate.store.firestore_expiry import TTL_FIELD
 from visgate.store.repositories import Store
 
 
@@ -86,43 +76,3 @@ async def test_the_purge_removes_expired_sessions_and_keeps_live_ones(
         assert await sessions.get(f"sha-live-{i}") is not None
     clock.advance(7200)
     assert await sessions.purge_expired() == 2
-
-
-PREFIX = "cs_"
-
-
-@pytest.fixture
-async def firestore_backend(firestore_emulator: Any) -> AsyncIterator[FirestoreBackend]:
-    firestore_emulator.reset()
-    backend = FirestoreBackend(project=PROJECT, prefix=PREFIX)
-    yield backend
-    await backend.aclose()
-
-
-@pytest.fixture
-async def raw() -> AsyncIterator[firestore.AsyncClient]:
-    """A client of its own, reading what is stored, as the TTL policy sees it."""
-    client = firestore.AsyncClient(project=PROJECT)
-    yield client
-    closed = client.close()
-    if asyncio.iscoroutine(closed):
-        await closed
-
-
-@pytest.mark.firestore
-async def test_a_firestore_session_document_carries_its_expiry_as_a_timestamp(
-    firestore_backend: FirestoreBackend, raw: firestore.AsyncClient
-) -> None:
-    clock = ManualClock()
-    store = Store(firestore_backend, clock=clock)
-    await store.console_sessions.add(session(clock, "a", seconds=600))
-
-    [doc] = [snap.to_dict() for snap in await raw.collection(PREFIX + CONSOLE_SESSIONS).get()]
-
-    assert doc["id"] == "sha-a"
-    expire_at = doc[TTL_FIELD]
-    assert isinstance(expire_at, datetime) and expire_at.tzinfo is not None
-    assert expire_at == datetime.fromtimestamp(doc["expires_at"], tz=UTC)
-    assert doc["expires_at"] == clock() + 600
-    # The field is the backend's own: the repository never sees it.
-    assert TTL_FIELD not in (await firestore_backend.get(CONSOLE_SESSIONS, "sha-a") or {})
