@@ -114,14 +114,7 @@ async def session_key(request: Request, token: str) -> ApiKey:
     services: Services = request.app.state.services
     # Made-up session cookies count with unknown keys: past the per-address budget they
     # meet 429 before any store read, as unknown bearer tokens do.
-    client = request.client.host if request.client else "unknown"
-    failures: MemoryRateLimiter = request.app.state.auth_failures
-    retry_after = failures.blocked(client)
-    if retry_after is not None:
-        raise RateLimitedError(
-            "too many requests with unknown sessions or API keys from this address",
-            headers=retry_after_header(retry_after),
-        )
+    failures, client = _refuse_guessing(request, "sessions or API keys")
     session = await services.store.console_sessions.get(session_id(token))
     if session is None:
         await failures.hit(client)
@@ -163,14 +156,7 @@ async def _resolve(request: Request, services: Services, key_hash: str) -> ApiKe
     known = state.auth_cache.get(key_hash)
     if known is not None and known[0] > now:
         return known[1]  # type: ignore[no-any-return]
-    client = request.client.host if request.client else "unknown"
-    failures: MemoryRateLimiter = state.auth_failures
-    retry_after = failures.blocked(client)
-    if retry_after is not None:
-        raise RateLimitedError(
-            "too many requests with unknown API keys from this address",
-            headers=retry_after_header(retry_after),
-        )
+    failures, client = _refuse_guessing(request, "API keys")
     miss_until = state.auth_misses.get(key_hash)
     if miss_until is None or miss_until <= now:
         key = await services.store.api_keys.by_hash(key_hash)
@@ -180,6 +166,20 @@ async def _resolve(request: Request, services: Services, key_hash: str) -> ApiKe
         _put(state.auth_misses, key_hash, now + _AUTH_CACHE_TTL_S)
     await failures.hit(client)
     return None
+
+
+def _refuse_guessing(request: Request, what: str) -> tuple[MemoryRateLimiter, str]:
+    """429 for an address past AUTH_FAILURES_PER_MINUTE unknown credentials this minute;
+    else the limiter and the address a new unknown one is counted against."""
+    client = request.client.host if request.client else "unknown"
+    failures: MemoryRateLimiter = request.app.state.auth_failures
+    retry_after = failures.blocked(client)
+    if retry_after is not None:
+        raise RateLimitedError(
+            f"too many requests with unknown {what} from this address",
+            headers=retry_after_header(retry_after),
+        )
+    return failures, client
 
 
 def _put(cache: dict[str, Any], key: str, value: Any) -> None:

@@ -4,7 +4,6 @@ the API, scoped to the visitor's tenant: another tenant's deployment is a 404 he
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated, Any
 
@@ -12,7 +11,7 @@ import pydantic
 from fastapi import APIRouter, Query, Request, Response
 
 from visgate.api.deps import require_deployment_id
-from visgate.api.routers.deliveries import public_delivery
+from visgate.api.routers.deliveries import deliveries_of
 from visgate.console.pages import (
     ConsoleRoute,
     VisitorDep,
@@ -22,8 +21,7 @@ from visgate.console.pages import (
     services_of,
 )
 from visgate.console.views import (
-    DEFAULT_NEXT_STEP,
-    NEXT_STEPS,
+    NEXT_STEPS_JSON,
     list_row,
     money,
     next_step,
@@ -39,7 +37,6 @@ from visgate.registry.gpus import public_gpus
 from visgate.registry.model_data import BUNDLE_ID
 from visgate.registry.models import public_models
 from visgate.registry.regions import DATA_CENTERS, PREFIXES
-from visgate.webhooks.events import EventType, delivery_id
 
 router = APIRouter(prefix="/console/deployments", route_class=ConsoleRoute, include_in_schema=False)
 
@@ -158,15 +155,10 @@ async def create_deployment(request: Request, visitor: VisitorDep) -> Response:
 @router.get("/{deployment_id}")
 async def deployment_page(deployment_id: str, request: Request, visitor: VisitorDep) -> Response:
     require_deployment_id(deployment_id)
-    dep = await services_of(request).store.deployments.get(deployment_id, tenant=visitor.tenant)
-    public = dep.public()
     services = services_of(request)
+    dep = await services.store.deployments.get(deployment_id, tenant=visitor.tenant)
+    public = dep.public()
     report = await cost_report(services, dep, time.time())
-    ids = [delivery_id(dep.id, event) for event in EventType]
-    found = sorted(
-        await services.store.deliveries.get_many(ids, tenant=visitor.tenant),
-        key=lambda d: d.created_at,
-    )
     return render(
         request,
         "deployment.html",
@@ -180,8 +172,7 @@ async def deployment_page(deployment_id: str, request: Request, visitor: Visitor
             "serving": dep.status in SERVING,
             "deletable": dep.status not in (Status.deleting, Status.deleted),
             "next_step": next_step(dep.error.type) if dep.error else None,
-            # For the page's script, which shows an error that arrives while it watches.
-            "next_steps": json.dumps({**NEXT_STEPS, "": DEFAULT_NEXT_STEP}),
+            "next_steps": NEXT_STEPS_JSON,
             "logs": public["logs"][-100:],
             "cost": {
                 "price": money(report["price_per_hour"], per_hour=True),
@@ -189,7 +180,7 @@ async def deployment_page(deployment_id: str, request: Request, visitor: Visitor
                 "spend": money(report["spend"]),
                 "source": report["spend_source"],
             },
-            "deliveries": [public_delivery(d) for d in found],
+            "deliveries": await deliveries_of(services, dep),
         },
         visitor=visitor,
     )

@@ -54,15 +54,6 @@ PAGE_HEADERS = {
 SIGN_IN_PATH = "/console/sign-in"
 
 
-class SignInRequired(Exception):
-    """The page needs a session and there is none (or it ended): go to sign-in."""
-
-    def __init__(self, message: str | None = None, *, next_path: str = "/console") -> None:
-        super().__init__(message or "")
-        self.message = message
-        self.next_path = next_path
-
-
 @dataclass(frozen=True, slots=True)
 class Visitor:
     """The signed-in tenant: its key, and the session's CSRF token that pages carry."""
@@ -109,14 +100,12 @@ def secure_request(request: Request) -> bool:
 
 
 async def current_visitor(request: Request) -> Visitor:
+    """The signed-in visitor; `UnauthorizedError` (which `ConsoleRoute` turns into the way to
+    sign-in) without a live session."""
     token = request.cookies.get(SESSION_COOKIE)
-    next_path = request.url.path
     if not token:
-        raise SignInRequired(next_path=next_path)
-    try:
-        key = await session_key(request, token)
-    except UnauthorizedError as exc:
-        raise SignInRequired(exc.message, next_path=next_path) from None
+        raise UnauthorizedError("sign in first")
+    key = await session_key(request, token)
     visitor = Visitor(key=key, csrf=csrf_token(token))
     request.state.visitor = visitor  # an error page after this still shows who is signed in
     await count_request(request, key)
@@ -147,7 +136,10 @@ async def checked_form(request: Request) -> dict[str, str]:
 
 def _error_page(request: Request, exc: VisgateError) -> Response:
     if isinstance(exc, UnauthorizedError):
-        return go(f"{SIGN_IN_PATH}?next={quote(request.url.path)}")
+        response = go(f"{SIGN_IN_PATH}?next={quote(request.url.path)}")
+        if SESSION_COOKIE in request.cookies:  # expired, signed out or revoked: drop it
+            response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
     response = render(
         request,
         "error.html",
@@ -160,8 +152,9 @@ def _error_page(request: Request, exc: VisgateError) -> Response:
 
 
 class ConsoleRoute(APIRoute):
-    """Console routes answer with pages: a missing session leads to sign-in, a domain error
-    or a malformed path parameter is an error page with the API's own type and message."""
+    """Console routes answer with pages: a missing or dead session (`UnauthorizedError`)
+    leads to sign-in, another domain error or a malformed path parameter is an error page
+    with the API's own type and message."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -169,12 +162,6 @@ class ConsoleRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 return await handler(request)
-            except SignInRequired as exc:
-                target = f"{SIGN_IN_PATH}?next={quote(exc.next_path)}"
-                response = go(target)
-                if exc.message:
-                    response.delete_cookie(SESSION_COOKIE, path="/")
-                return response
             except VisgateError as exc:
                 return _error_page(request, exc)
             except RequestValidationError:

@@ -4,6 +4,7 @@ and its tests agree without a browser."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,9 @@ NEXT_STEPS: dict[str, str] = {
     "QuotaExceededError": "Delete a deployment you no longer need, or ask for a higher quota.",
 }
 DEFAULT_NEXT_STEP = "Read the log below for what happened, then create a new deployment."
+# The same advice for the deployment page's script, which shows an error that arrives while
+# it watches ("" holds the default).
+NEXT_STEPS_JSON = json.dumps({**NEXT_STEPS, "": DEFAULT_NEXT_STEP})
 
 
 @dataclass(frozen=True, slots=True)

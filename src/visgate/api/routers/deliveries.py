@@ -10,8 +10,10 @@ from fastapi import APIRouter
 
 from visgate.api.deps import CurrentKey, ServicesDep, require_deployment_id
 from visgate.api.schemas import ERROR_RESPONSES
+from visgate.domain.deployment import Deployment
 from visgate.domain.records import WebhookDelivery
 from visgate.kit import iso
+from visgate.services import Services
 from visgate.webhooks.events import EventType, delivery_id
 
 router = APIRouter(prefix="/v1/deployments", tags=["deployments"], responses=ERROR_RESPONSES)
@@ -39,6 +41,14 @@ def public_delivery(delivery: WebhookDelivery) -> dict[str, Any]:
     }
 
 
+async def deliveries_of(services: Services, dep: Deployment) -> list[dict[str, Any]]:
+    """The deployment's deliveries as its owner sees them, oldest event first: the route's
+    items and the console page's table."""
+    ids = [delivery_id(dep.id, event) for event in EventType]
+    found = await services.store.deliveries.get_many(ids, tenant=dep.tenant)
+    return [public_delivery(d) for d in sorted(found, key=lambda d: d.created_at)]
+
+
 @router.get("/{deployment_id}/deliveries")
 async def deployment_deliveries(
     deployment_id: str, key: CurrentKey, services: ServicesDep
@@ -46,7 +56,4 @@ async def deployment_deliveries(
     """Webhook deliveries of the deployment, oldest event first; empty without a webhook."""
     require_deployment_id(deployment_id)
     dep = await services.store.deployments.get(deployment_id, tenant=key.tenant)
-    ids = [delivery_id(dep.id, event) for event in EventType]
-    found = await services.store.deliveries.get_many(ids, tenant=key.tenant)
-    found.sort(key=lambda d: d.created_at)
-    return {"deployment_id": dep.id, "items": [public_delivery(d) for d in found]}
+    return {"deployment_id": dep.id, "items": await deliveries_of(services, dep)}
