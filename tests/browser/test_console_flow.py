@@ -101,6 +101,12 @@ def drawn_colours(page: Page) -> int:
     return len(set(image.tobytes()[i : i + 3] for i in range(0, 64 * 48 * 3, 3)))
 
 
+def assert_fits(page: Page) -> None:
+    """Nothing wider than the screen: a wide table scrolls inside its own box."""
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page is {overflow} px wider than the screen"
+
+
 def assert_key_not_in_browser(page: Page, console: Console) -> None:
     """The API key is in no page, URL, script-readable cookie or browser storage."""
     assert console.api_key not in page.content()
@@ -170,6 +176,10 @@ def test_sign_in_deploy_watch_play_and_delete(
     glb = Path(download.value.path()).read_bytes()
     assert glb[:4] == b"glTF" and len(glb) > 100
     shoot_page("06-playground-result")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shoot_page("06-playground-result-390")
+    assert_fits(page)
+    page.set_viewport_size({"width": 1280, "height": 800})
 
     for name, heading in (("models", "Models"), ("gpus", "GPUs")):
         page.get_by_role("link", name=heading, exact=True).click()
@@ -196,8 +206,11 @@ def test_sign_in_deploy_watch_play_and_delete(
     shoot_page("11-deployments-390")
     page.goto(deployment_url)
     shoot_page("12-deployment-390")
-    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"the page is {overflow} px wider than a 390 px screen"
+    assert_fits(page)
+    for name in ("new", "models", "gpus"):
+        page.goto(f"{console.url}/console/{'deployments/new' if name == 'new' else name}")
+        shoot_page(f"12-{name}-390")
+        assert_fits(page)
 
 
 def test_a_failure_shows_live_with_what_to_do_next(
